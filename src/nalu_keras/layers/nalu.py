@@ -1,0 +1,180 @@
+"""The neural arithmetic logic unit of Trask et al. (2018)."""
+
+from __future__ import annotations
+
+import keras
+
+from nalu_keras import ops as nops
+from nalu_keras.layers.base import (
+    ArithmeticUnit,
+    check_bool,
+    check_choice,
+    check_positive,
+)
+
+GATES = ("input", "abs_input", "independent")
+
+
+@keras.saving.register_keras_serializable(package="nalu_keras")
+class NALU(ArithmeticUnit):
+    """The neural arithmetic logic unit (NALU) of Trask et al. (2018).
+
+    A learned gate chooses, per output, between an additive NAC and a NAC
+    that works in log space (and so multiplies, divides and takes powers):
+
+        W = tanh(Ŵ) ⊙ σ(M̂)
+        a = x @ W
+        m = exp(log(|x| + ε) @ W)
+        g = σ(x @ G)
+        y = g ⊙ a + (1 − g) ⊙ m
+
+    The defaults are the paper's: one Ŵ, M̂ for both paths (tied weights), a
+    gate that depends on the input through a full matrix G and has no bias,
+    ε = 1e-7, no clipping.
+
+    Numerical safety: where the gate is exactly 1 the output is exactly `a`,
+    even if `m` overflows to inf (and where it is exactly 0, exactly `m`);
+    the naive formula would give 0 · inf = NaN there, in the output and in
+    the gradients. Where 0 < g < 1 and `m` overflows, the output is inf.
+
+    Sign limitation: `m` is computed from |x|, so the multiplicative path
+    returns |x|-based products: with inputs (-2, 3) and W = (1, 1) it gives
+    +6, not -6. This is the paper's formula, kept on purpose; `iNALU`, `NMU`
+    and the NPUs recover the sign.
+
+    Args:
+        units: positive int, dimensionality of the output.
+        shared_weights: bool, default True (the paper). With False, the
+            multiplicative path gets its own weights `w_hat_mul`, `m_hat_mul`.
+        gate: how the gate is computed. `"input"` (default, the paper):
+            g = σ(x @ G); `"abs_input"`: g = σ(|x| @ G); `"independent"`:
+            g = σ(G) with G a learned vector of shape `(units,)`, the same
+            for every input.
+        gate_bias: bool, default False (the paper). Adds a learned bias
+            `g_bias` inside σ for the `"input"` and `"abs_input"` gates.
+        epsilon: positive float, ε in the logarithm (default 1e-7).
+        log_mode: `"add"` (default, the paper) for log(|x| + ε), or
+            `"clamp"` for log(max(|x|, ε)).
+        exp_clip: `None` (default) or a positive float ω: the exponent of the
+            multiplicative path is capped at ω before exp.
+        w_hat_initializer, m_hat_initializer, w_hat_mul_initializer,
+        m_hat_mul_initializer, g_initializer, g_bias_initializer:
+            initializers (Glorot-uniform for the matrices, zeros for the
+            bias, by default).
+        *_regularizer, *_constraint: the same per weight, default None.
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Input shape:
+        N-D tensor with shape `(batch_size, ..., input_dim)`, N >= 2.
+
+    Output shape:
+        N-D tensor with shape `(batch_size, ..., units)`.
+
+    Attributes:
+        w_hat, m_hat: Ŵ and M̂, shape `(input_dim, units)`.
+        w_hat_mul, m_hat_mul: the multiplicative path's own weights (only
+            with `shared_weights=False`).
+        g: the gate weight, `(input_dim, units)`, or `(units,)` for the
+            independent gate.
+        g_bias: the gate bias, `(units,)` (only with `gate_bias=True`).
+
+    Example:
+
+    >>> layer = NALU(1)
+    >>> layer.build((None, 2))
+    >>> layer.w_hat.assign(np.full((2, 1), 20.0))
+    >>> layer.m_hat.assign(np.full((2, 1), 20.0))
+    >>> layer.g.assign(np.full((2, 1), -50.0))   # gate -> 0: multiply
+    >>> layer(np.array([[3.0, 4.0]]))  # ≈ [[12.0]]
+    """
+
+    WEIGHTS = ("w_hat", "m_hat", "w_hat_mul", "m_hat_mul", "g", "g_bias")
+    DEFAULT_INITIALIZERS = {"g_bias": "zeros"}
+
+    def __init__(
+        self,
+        units,
+        shared_weights=True,
+        gate="input",
+        gate_bias=False,
+        epsilon=1e-7,
+        log_mode="add",
+        exp_clip=None,
+        **kwargs,
+    ):
+        super().__init__(units, **kwargs)
+        self.shared_weights = check_bool("shared_weights", shared_weights)
+        self.gate = check_choice("gate", gate, GATES)
+        self.gate_bias = check_bool("gate_bias", gate_bias)
+        if self.gate_bias and self.gate == "independent":
+            raise ValueError(
+                "`gate_bias=True` has no meaning with gate='independent' (the "
+                "gate is already a learned per-output value); use one or the "
+                "other."
+            )
+        self.epsilon = check_positive("epsilon", epsilon)
+        self.log_mode = check_choice("log_mode", log_mode, nops.LOG_MODES)
+        self.exp_clip = None if exp_clip is None else check_positive("exp_clip", exp_clip)
+
+    def build_weights(self, input_dim):
+        shape = (input_dim, self.units)
+        self.w_hat = self.add_unit_weight("w_hat", shape)
+        self.m_hat = self.add_unit_weight("m_hat", shape)
+        if not self.shared_weights:
+            self.w_hat_mul = self.add_unit_weight("w_hat_mul", shape)
+            self.m_hat_mul = self.add_unit_weight("m_hat_mul", shape)
+        gate_shape = (self.units,) if self.gate == "independent" else shape
+        self.g = self.add_unit_weight("g", gate_shape)
+        if self.gate_bias:
+            self.g_bias = self.add_unit_weight("g_bias", (self.units,))
+
+    # -- the pieces, exposed for inspection ---------------------------------
+    @property
+    def W(self):
+        """The additive path's weight tanh(Ŵ) ⊙ σ(M̂)."""
+        return nops.nac_weight(self.w_hat, self.m_hat)
+
+    @property
+    def W_mul(self):
+        """The multiplicative path's weight (the same as `W` when tied)."""
+        if self.shared_weights:
+            return self.W
+        return nops.nac_weight(self.w_hat_mul, self.m_hat_mul)
+
+    def gate_value(self, inputs):
+        """The gate g in [0, 1] for `inputs` (1 selects the additive path)."""
+        if self.gate == "independent":
+            return keras.ops.sigmoid(self.g)
+        source = keras.ops.abs(inputs) if self.gate == "abs_input" else inputs
+        logits = keras.ops.matmul(source, self.g)
+        if self.gate_bias:
+            logits = logits + self.g_bias
+        return keras.ops.sigmoid(logits)
+
+    def call(self, inputs):
+        a = keras.ops.matmul(inputs, self.W)
+        z = nops.log_space_exponent(
+            inputs, self.W_mul, self.epsilon, self.log_mode, self.exp_clip
+        )
+        return nops.gate_mix(self.gate_value(inputs), a, z)
+
+    def effective_weights(self):
+        to_np = keras.ops.convert_to_numpy
+        weights = {"W": to_np(self.W)}
+        if not self.shared_weights:
+            weights["W_mul"] = to_np(self.W_mul)
+        if self.gate == "independent":
+            weights["gate"] = to_np(keras.ops.sigmoid(self.g))
+        return weights
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            shared_weights=self.shared_weights,
+            gate=self.gate,
+            gate_bias=self.gate_bias,
+            epsilon=self.epsilon,
+            log_mode=self.log_mode,
+            exp_clip=self.exp_clip,
+        )
+        return config
