@@ -96,3 +96,85 @@ def golden_tanh(x):
 def golden_sigmoid(x):
     """The logistic function with base φ: 1 / (1 + φ^{−x}) = σ(x ln φ)."""
     return ops.sigmoid(x * math.log((1.0 + math.sqrt(5.0)) / 2.0))
+
+
+def straight_through_clip(x, min_value, max_value):
+    """clip(x, min, max) in the forward pass, the identity in the backward pass.
+
+    Computed as x + stop_gradient(clip(x) − x): the value is the clipped one,
+    but the gradient with respect to x is 1 everywhere, also outside
+    [min, max], so a parameter that left the interval can be pulled back.
+    (A plain `ops.clip` has gradient 0 outside the interval.)
+    """
+    clipped = ops.clip(x, min_value, max_value)
+    return x + ops.stop_gradient(clipped - x)
+
+
+def sign_recovery(x, w):
+    """The sign of the product Π_i x_i^{W_ij} (iNALU, Schlör et al. 2020).
+
+    s_j = clip( Π_i ( sign(x_i) · |W_ij| + 1 − |W_ij| ), −1, 1 ).
+
+    With |W_ij| = 1 the factor is sign(x_i) (the input takes part in the
+    product with its sign, and a 0 input makes the product 0); with W_ij = 0
+    it is 1 (the input is left out). Shapes: `x` `(..., in)`, `w`
+    `(in, out)`, result `(..., out)`.
+    """
+    magnitude = ops.abs(w)
+    factors = ops.expand_dims(ops.sign(x), -1) * magnitude + (1.0 - magnitude)
+    return ops.clip(ops.prod(factors, axis=-2), -1.0, 1.0)
+
+
+def signed_gate_mix(g, a, z, sign):
+    """g ⊙ a + (1 − g) ⊙ s ⊙ exp(z), with no 0·inf (the iNALU output).
+
+    `gate_mix` is the special case s = 1; this version multiplies the
+    multiplicative path by a sign s in [−1, 1] (see `sign_recovery`). The same
+    "double where" keeps the output and the gradients finite where g is
+    exactly 0 or 1 and the unused path overflows.
+    """
+    one_minus_g = 1.0 - g
+    a_safe = ops.where(ops.not_equal(g, 0.0), a, ops.zeros_like(a))
+    z_safe = ops.where(ops.not_equal(one_minus_g, 0.0), z, ops.zeros_like(z))
+    return g * a_safe + one_minus_g * sign * ops.exp(z_safe)
+
+
+def saturation_penalty(p, threshold=20.0):
+    """mean(max(t − |p|, 0)): pushes parameters to |p| >= t (iNALU, t = 20).
+
+    Saturated pre-activations make tanh(Ŵ) ⊙ σ(M̂) exactly −1, 0 or 1.
+    """
+    return ops.mean(ops.relu(ops.cast(threshold, p.dtype) - ops.abs(p)))
+
+
+def npu_power(x, w_re, w_im=None, gate=None, epsilon=1e-7):
+    """The neural power unit (Heim et al. 2020): the real part of Π_i x_i^{W_ij}.
+
+        r = ĝ ⊙ (|x| + ε) + (1 − ĝ),   k = ĝ ⊙ π·[x < 0]
+        y = exp(log(r) @ W_re − k @ W_im) ⊙ cos(k @ W_re + log(r) @ W_im)
+
+    This is Re(exp((log r + i k) @ (W_re + i W_im))): x < 0 is written as
+    |x| e^{iπ}, so a negative base with a fractional exponent gives the real
+    part of the principal complex power ((−8)^{1/3} → 2 cos(π/3) = 1), and
+    integer exponents give the exact signed result ((−2)^1 · 3^1 = −6).
+
+    Args:
+        x: inputs `(..., in)`.
+        w_re: real exponents `(in, out)`.
+        w_im: imaginary exponents `(in, out)`, or None for W_im = 0
+            (the RealNPU: y = exp(log(r) @ W_re) ⊙ cos(k @ W_re)).
+        gate: the relevance gate ĝ in [0, 1], shape `(in,)`, or None for
+            ĝ = 1 (the naive NPUs: r = |x| + ε, k = π·[x < 0]).
+        epsilon: ε added to |x|.
+    """
+    magnitude = ops.abs(x) + ops.cast(epsilon, x.dtype)
+    k = ops.cast(ops.less(x, 0.0), x.dtype) * math.pi
+    if gate is not None:
+        magnitude = gate * magnitude + (1.0 - gate)
+        k = gate * k
+    log_r = ops.log(magnitude)
+    if w_im is None:
+        return ops.exp(ops.matmul(log_r, w_re)) * ops.cos(ops.matmul(k, w_re))
+    return ops.exp(ops.matmul(log_r, w_re) - ops.matmul(k, w_im)) * ops.cos(
+        ops.matmul(k, w_re) + ops.matmul(log_r, w_im)
+    )

@@ -1,0 +1,1 @@
+"""Experiments: one module per experiment, a frozen config -> tidy result rows."""

@@ -1,0 +1,109 @@
+"""Tables and figures from tidy result rows (lists of dicts)."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+
+import numpy as np
+
+
+def write_csv(rows, path):
+    """Write rows (dicts) to `path` as CSV, columns in first-seen order."""
+    columns = []
+    for row in rows:
+        for key in row:
+            if key not in columns:
+                columns.append(key)
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def group_rows(rows, keys):
+    """Group rows by the values of `keys`, keeping first-seen order."""
+    groups = {}
+    for row in rows:
+        groups.setdefault(tuple(row[k] for k in keys), []).append(row)
+    return groups
+
+
+def finite_median(values):
+    """Median of the finite values, NaN if there are none."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    return float(np.median(values)) if values.size else float("nan")
+
+
+def format_number(value):
+    """A compact human-readable number: 3 significant digits, 'nan' / 'inf'."""
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if value == 0:
+        return "0"
+    if 1e-3 <= abs(value) < 1e4:
+        return f"{value:.3g}"
+    return f"{value:.2e}"
+
+
+def markdown_table(headers, body):
+    """A GitHub-flavoured markdown table from headers and rows of cells."""
+    cells = [[format_number(c) if not isinstance(c, str) else c for c in row] for row in body]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
+    return "\n".join(lines)
+
+
+def text_table(headers, body):
+    """The same table as plain aligned text, for the terminal."""
+    cells = [[format_number(c) if not isinstance(c, str) else c for c in row] for row in body]
+    widths = [max(len(str(h)), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    line = lambda row: "  ".join(str(c).rjust(w) for c, w in zip(row, widths))  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in cells])
+
+
+def plot_lines(series, path, xlabel, ylabel, title=None, logx=True, logy=True, panels=None):
+    """Draw one panel per key of `series` with one line per label.
+
+    Args:
+        series: {panel title: {line label: (x values, y values)}}.
+        path: where to save the PNG.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(series)
+    fig, axes = plt.subplots(
+        1, len(names), figsize=(5 * len(names), 4), squeeze=False, sharey=False
+    )
+    for ax, name in zip(axes[0], names):
+        for label, (xs, ys) in series[name].items():
+            ys = np.asarray(ys, dtype=np.float64)
+            ax.plot(xs, np.where(np.isfinite(ys), ys, np.nan), marker="o", label=label)
+        if logx:
+            ax.set_xscale("log")
+        if logy:
+            ax.set_yscale("log")
+        ax.set_title(name)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,5 @@
+"""Data generators for the experiments: pure numpy, seeded, no Keras."""
+
+from nalu_keras.tasks.arithmetic import OPERATIONS, ArithmeticTask, ValueRange
+
+__all__ = ["OPERATIONS", "ArithmeticTask", "ValueRange"]
