@@ -98,6 +98,9 @@ def build_parser():
 
 
 def main(argv=None):
+    # TensorFlow, when installed, is imported by Keras' data utilities even on
+    # the JAX backend; keep its start-up log lines out of the command's output.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 
@@ -53,6 +54,80 @@ def check_bool(name, value):
     return bool(value)
 
 
+ARITHMETIC_KINDS = ("additive", "multiplicative", "gated")
+
+
+@dataclasses.dataclass(frozen=True)
+class RoundedWeights:
+    """Effective weights rounded to {−1, 0, 1}, with how far they were.
+
+    Attributes:
+        weights: name → array rounded to the nearest of −1, 0, 1.
+        deviation: name → the largest |W − round(W)| of that weight.
+    """
+
+    weights: dict
+    deviation: dict
+
+    @property
+    def max_deviation(self):
+        """The largest deviation over all weights (0.0 if there are none)."""
+        return max(self.deviation.values(), default=0.0)
+
+
+def _names(argument, names, prefix, count):
+    if names is None:
+        return [f"{prefix}{i}" for i in range(count)]
+    names = [str(n) for n in names]
+    if len(names) != count:
+        raise ValueError(
+            f"`{argument}` must have {count} entries, got {len(names)}: {names!r}."
+        )
+    return names
+
+
+def _number(value, precision):
+    return f"{float(value):.{precision}g}"
+
+
+def _coefficient(value, tolerance, precision):
+    """An int if `value` is within `tolerance` of one, else a rounded float."""
+    nearest = float(np.rint(value))
+    if abs(float(value) - nearest) <= tolerance:
+        return int(nearest)
+    return float(_number(value, precision))
+
+
+def _sum_text(column, names, tolerance, precision):
+    text = ""
+    for name, value in zip(names, column):
+        c = _coefficient(value, tolerance, precision)
+        if c == 0:
+            continue
+        term = name if abs(c) == 1 else f"{_number(abs(c), precision)}*{name}"
+        if not text:
+            text = term if c > 0 else f"-{term}"
+        else:
+            text += f" + {term}" if c > 0 else f" - {term}"
+    return text or "0"
+
+
+def _product_text(column, names, tolerance, precision):
+    numerator, denominator = [], []
+    for name, value in zip(names, column):
+        c = _coefficient(value, tolerance, precision)
+        if c == 0:
+            continue
+        factor = name if abs(c) == 1 else f"{name}^{_number(abs(c), precision)}"
+        (numerator if c > 0 else denominator).append(factor)
+    text = " * ".join(numerator) or "1"
+    if len(denominator) == 1:
+        text += f" / {denominator[0]}"
+    elif denominator:
+        text += f" / ({' * '.join(denominator)})"
+    return text
+
+
 class ArithmeticUnit(keras.layers.Layer):
     """Base class of the arithmetic units: a map from the last axis to `units`.
 
@@ -66,11 +141,16 @@ class ArithmeticUnit(keras.layers.Layer):
         DEFAULT_INITIALIZERS: initializer per weight name.
         initial_state_value: the neutral recurrent state (0 for additive units,
             1 for multiplicative ones), used by `ArithmeticCell`.
+        ARITHMETIC_KIND: how `formula` reads the unit: "additive" (y = x @ W),
+            "multiplicative" (y = Π x^W), "gated" (a gate between an additive
+            and a multiplicative path), or None to derive it from
+            `initial_state_value`.
     """
 
     WEIGHTS: tuple = ()
     DEFAULT_INITIALIZERS: dict = {}
     initial_state_value = 0.0
+    ARITHMETIC_KIND = None
 
     def __init__(self, units, **kwargs):
         options = {
@@ -135,6 +215,144 @@ class ArithmeticUnit(keras.layers.Layer):
     def effective_weights(self):
         """The matrices the unit actually applies, as numpy arrays by name."""
         raise NotImplementedError
+
+    def arithmetic_weights(self):
+        """The effective weights that encode the arithmetic, gates excluded.
+
+        `effective_weights()` minus the entries whose name starts with
+        "gate" (a gate chooses between paths or inputs; it is not an
+        operand weight). These are the matrices that should reach −1, 0 or 1
+        (0 or 1 for NMU-style units); `nalu_keras.evaluation.sparsity_error`
+        measures how far they are.
+        """
+        return {
+            name: value
+            for name, value in self.effective_weights().items()
+            if not name.startswith("gate")
+        }
+
+    @property
+    def arithmetic_kind(self):
+        """How `formula` reads this unit: "additive", "multiplicative" or "gated".
+
+        The class attribute `ARITHMETIC_KIND` when a unit declares it;
+        otherwise derived from `initial_state_value` (1 → "multiplicative",
+        else "additive").
+        """
+        if self.ARITHMETIC_KIND is not None:
+            return check_choice("ARITHMETIC_KIND", self.ARITHMETIC_KIND, ARITHMETIC_KINDS)
+        return "multiplicative" if float(self.initial_state_value) == 1.0 else "additive"
+
+    def formula_weights(self):
+        """The matrices `formula` prints, as numpy arrays.
+
+        A dict with "add" (additive path, `(in, out)`), "mul" (exponents of
+        the multiplicative path, `(in, out)`) and "gate" (per-output gate
+        in [0, 1], 1 = additive; None when the gate depends on the input).
+        The default reads `effective_weights()`: "W" for the additive or
+        multiplicative unit; "W" and "W_mul" (or "W" twice when tied) and
+        "gate" for a gated one. Units with other weights override this.
+        """
+        weights = self.effective_weights()
+        kind = self.arithmetic_kind
+        if kind == "additive":
+            return {"add": weights["W"], "mul": None, "gate": None}
+        if kind == "multiplicative":
+            return {"add": None, "mul": weights["W"], "gate": None}
+        return {
+            "add": weights["W"],
+            "mul": weights.get("W_mul", weights["W"]),
+            "gate": weights.get("gate"),
+        }
+
+    def rounded_weights(self, tolerance=None):
+        """The effective weights rounded to the nearest of {−1, 0, 1}.
+
+        Args:
+            tolerance: None (default) or a number >= 0. When given, a
+                ValueError is raised if any entry is farther than
+                `tolerance` from its rounded value (naming the weight).
+
+        Returns:
+            A `RoundedWeights` with `weights` (name → rounded array, the
+            same names as `effective_weights()`, gates included: a gate in
+            [0, 1] rounds to 0 or 1), `deviation` (name → the largest
+            |W − round(W)|) and `max_deviation`.
+
+        Example:
+
+        >>> unit.rounded_weights().weights["W"]      # e.g. [[1.], [-1.]]
+        >>> unit.rounded_weights().max_deviation     # e.g. 3e-6
+        """
+        if tolerance is not None and (
+            isinstance(tolerance, bool)
+            or not isinstance(tolerance, numbers.Real)
+            or not tolerance >= 0
+        ):
+            raise ValueError(
+                f"Received an invalid value for argument `tolerance`, expected "
+                f"None or a number >= 0, got {tolerance!r}."
+            )
+        rounded, deviation = {}, {}
+        for name, value in self.effective_weights().items():
+            value = np.asarray(value, dtype=np.float64)
+            nearest = np.clip(np.rint(value), -1.0, 1.0)
+            rounded[name] = nearest
+            deviation[name] = float(np.max(np.abs(value - nearest))) if value.size else 0.0
+            if tolerance is not None and deviation[name] > tolerance:
+                raise ValueError(
+                    f"The weight {name!r} of {self.name} is {deviation[name]:.3g} "
+                    f"away from {{-1, 0, 1}}, more than tolerance={tolerance}."
+                )
+        return RoundedWeights(rounded, deviation)
+
+    def formula(self, input_names=None, output_names=None, tolerance=0.05, precision=3):
+        """The learned function as text, one line per output.
+
+        Additive units give sums ("y0 = x0 + x3 - x5"), multiplicative units
+        products ("y0 = x0 * x1 / x2"), gated units the path their gate
+        selects (both paths with the gate's value when it is not within
+        `tolerance` of 0 or 1; "g0" when the gate depends on the input).
+        A weight within `tolerance` of an integer is printed as that integer
+        (0 drops the term); others with `precision` significant digits
+        ("0.5*x1", "x0^0.5").
+
+        Args:
+            input_names: None (x0, x1, ...) or one name per input.
+            output_names: None (y0, y1, ...) or one name per output.
+            tolerance: how far from an integer a weight may be to be read
+                as that integer (default 0.05).
+            precision: significant digits of the other numbers.
+
+        Returns:
+            A string, the output lines joined by newlines.
+        """
+        parts = self.formula_weights()
+        reference = next(w for w in (parts["add"], parts["mul"]) if w is not None)
+        n_in, n_out = np.shape(reference)
+        input_names = _names("input_names", input_names, "x", n_in)
+        output_names = _names("output_names", output_names, "y", n_out)
+        kind = self.arithmetic_kind
+        gate = parts.get("gate")
+        lines = []
+        for j in range(n_out):
+            add = mul = None
+            if parts["add"] is not None:
+                add = _sum_text(parts["add"][:, j], input_names, tolerance, precision)
+            if parts["mul"] is not None:
+                mul = _product_text(parts["mul"][:, j], input_names, tolerance, precision)
+            if kind != "gated":
+                text = add if kind == "additive" else mul
+            elif gate is not None and gate[j] >= 1.0 - tolerance:
+                text = add
+            elif gate is not None and gate[j] <= tolerance:
+                text = mul
+            else:
+                g = f"g{j}" if gate is None else _number(gate[j], precision)
+                h = f"(1 - g{j})" if gate is None else _number(1.0 - gate[j], precision)
+                text = f"{g}*({add}) + {h}*({mul})"
+            lines.append(f"{output_names[j]} = {text}")
+        return "\n".join(lines)
 
     # -- serialization ------------------------------------------------------
     def get_config(self):
