@@ -178,3 +178,113 @@ def npu_power(x, w_re, w_im=None, gate=None, epsilon=1e-7):
     return ops.exp(ops.matmul(log_r, w_re) - ops.matmul(k, w_im)) * ops.cos(
         ops.matmul(k, w_re) + ops.matmul(log_r, w_im)
     )
+
+
+# -- NAU / NMU (Madsen & Johansen 2020) ---------------------------------------
+
+
+def nau_init_limit(fan_in, fan_out, cap=0.5):
+    """r of the NAU initialization U[−r, r]: min(cap, √3 · √(2 / (fan_in + fan_out))).
+
+    U[−r, r] has variance r² / 3, so below the cap this is the Glorot
+    variance 2 / (fan_in + fan_out); the cap (0.5 in the paper's code) keeps
+    the weights away from the ±1 solutions at the start. Plain Python floats.
+    """
+    return min(float(cap), math.sqrt(3.0) * math.sqrt(2.0 / (fan_in + fan_out)))
+
+
+def nmu_factors(x, w):
+    """The factors W_ij · x_i + 1 − W_ij of the NMU product, shape `(..., in, out)`.
+
+    With W_ij = 1 the factor is exactly x_i (negative or zero alike); with
+    W_ij = 0 it is exactly 1 (the input is left out).
+    """
+    return ops.expand_dims(x, -1) * w + (1.0 - w)
+
+
+def nmu_product(x, w):
+    """The NMU: y_j = Π_i (W_ij · x_i + 1 − W_ij). `x` `(..., in)`, `w` `(in, out)`."""
+    return ops.prod(nmu_factors(x, w), axis=-2)
+
+
+def gate_mix_product(g, a, factors):
+    """g ⊙ a + (1 − g) ⊙ Π_i factors_i, with no 0·inf (e.g. a gated NAU/NMU).
+
+    The product counterpart of `gate_mix`. It takes the *factors* of the
+    multiplicative path, shape `(..., in, out)` (see `nmu_factors`), not the
+    product: where g == 1 every factor of that output is replaced by 1 before
+    the product is formed, so an overflowing product (and its gradient, which
+    holds products of the other factors) never meets the zero weight 1 − g.
+    Where g == 1 the result is exactly `a`; where g == 0 it is exactly the
+    product, even if `a` is inf.
+    """
+    one_minus_g = 1.0 - g
+    add_used = ops.not_equal(g, 0.0)
+    # (1 − g) broadcast to the output's shape, then a length-1 input axis.
+    mul_used = ops.expand_dims(
+        ops.not_equal(one_minus_g * ops.ones_like(a), 0.0), -2
+    )
+    a_safe = ops.where(add_used, a, ops.zeros_like(a))
+    factors_safe = ops.where(mul_used, factors, ops.ones_like(factors))
+    return g * a_safe + one_minus_g * ops.prod(factors_safe, axis=-2)
+
+
+def golden_nac_weight(w_hat, m_hat):
+    """The G-NALU weight tanh_φ(Ŵ) ⊙ σ_φ(M̂), with the golden-ratio base φ."""
+    return golden_tanh(w_hat) * golden_sigmoid(m_hat)
+
+
+# -- penalties (the regularizers call these) ----------------------------------
+
+SPARSITY_SHAPES = ("linear", "squared")
+INPUT_PENALTY_UNITS = ("nau", "nmu")
+
+
+def sparsity_penalty(w, shape="linear"):
+    """Madsen & Johansen's sparsity penalty, 0 exactly at W ∈ {−1, 0, 1}.
+
+    `"linear"`: mean(min(|W|, 1 − |W|)) (their experiments);
+    `"squared"`: mean(W² (1 − |W|)²). For an NMU (W in [0, 1]) |W| = W.
+    """
+    magnitude = ops.abs(w)
+    if shape == "linear":
+        return ops.mean(ops.minimum(magnitude, 1.0 - magnitude))
+    if shape == "squared":
+        return ops.mean(ops.square(w) * ops.square(1.0 - magnitude))
+    raise ValueError(
+        f"Unknown sparsity shape {shape!r}; expected one of {SPARSITY_SHAPES}."
+    )
+
+
+def out_of_bounds_penalty(w, low=-1.0, high=1.0):
+    """mean(relu(low − W) + relu(W − high)): 0 inside [low, high], linear outside.
+
+    With [−1, 1] this is mean(relu(|W| − 1)), the NAU's penalty; with [0, 1]
+    it is the NMU's.
+    """
+    low = ops.cast(low, w.dtype)
+    high = ops.cast(high, w.dtype)
+    return ops.mean(ops.relu(low - w) + ops.relu(w - high))
+
+
+def input_penalty(w, x_mean, unit):
+    """The input regularizer R_z of Madsen & Johansen, from the mean input x̄.
+
+    `unit="nmu"`: mean_ij (1 − W_ij)(1 − x̄_i)² (a left-out input, W = 0,
+    is pushed to x̄ = 1, the neutral element of a product);
+    `unit="nau"`: mean_ij (1 − |W_ij|) x̄_i² (a left-out input is pushed to
+    x̄ = 0, the neutral element of a sum). `w` `(in, out)`, `x_mean` `(in,)`.
+    """
+    x_col = ops.expand_dims(ops.cast(x_mean, w.dtype), -1)
+    if unit == "nmu":
+        return ops.mean((1.0 - w) * ops.square(1.0 - x_col))
+    if unit == "nau":
+        return ops.mean((1.0 - ops.abs(w)) * ops.square(x_col))
+    raise ValueError(
+        f"Unknown unit {unit!r}; expected one of {INPUT_PENALTY_UNITS}."
+    )
+
+
+def l1_penalty(p):
+    """Σ |p|, the L1 norm used (times β) by the NPU paper."""
+    return ops.sum(ops.abs(p))

@@ -211,6 +211,32 @@ class ArithmeticUnit(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
 
+    # -- finding units -------------------------------------------------------
+    @classmethod
+    def instances_in(cls, model_or_layers):
+        """The instances of `cls` in a model, a layer or a list of layers.
+
+        Searches nested layers too (a unit inside an `ArithmeticCell` inside
+        a `keras.layers.RNN` is found), in order, each layer once.
+        `ArithmeticUnit.instances_in(model)` lists every arithmetic unit;
+        `iNALU.instances_in(model)` only the iNALUs.
+        """
+        if isinstance(model_or_layers, keras.layers.Layer):
+            roots = [model_or_layers]
+        else:
+            roots = list(model_or_layers)
+        found, seen = [], set()
+        for root in roots:
+            if not isinstance(root, keras.layers.Layer):
+                raise ValueError(
+                    f"Expected a Keras model, layer or list of layers; got {root!r}."
+                )
+            for layer in root._flatten_layers(include_self=True, recursive=True):
+                if isinstance(layer, cls) and id(layer) not in seen:
+                    seen.add(id(layer))
+                    found.append(layer)
+        return found
+
     # -- reading the learned formula ----------------------------------------
     def effective_weights(self):
         """The matrices the unit actually applies, as numpy arrays by name."""

@@ -72,7 +72,11 @@ class ValueRange:
         """Parse "U[1,2]", "[1,2]", "[-6,-2]u[2,6]" or "U[-6,-2]∪U[2,6]"."""
         if isinstance(text, ValueRange):
             return text
-        pieces = re.split(r"\s*(?:∪|\bu\b|(?<=\])u|\|)\s*", str(text).strip())
+        pieces = [
+            piece
+            for piece in re.split(r"(?<=\])\s*(?:∪|u|\|)?\s*", str(text).strip())
+            if piece
+        ] or [""]
         parts = []
         pattern = re.compile(
             r"^U?\[\s*([-+0-9.eE]+)\s*,\s*([-+0-9.eE]+)\s*\]$", re.IGNORECASE
