@@ -8,25 +8,42 @@ import sys
 import tempfile
 import time
 
+QUICK = {
+    "identity": dict(models=3, steps=2000),
+    "static": dict(seeds=3, steps=3000, eval_size=1000, pool_size=8192, baseline_models=4),
+    "recurrent": dict(ops=("add", "sub", "mul"), seeds=2, steps=1500, eval_size=500,
+                      pool_size=4096, baseline_models=4),
+}
+
 
 class CLIError(Exception):
     """A user error: reported as one line, exit status 2."""
 
 
 def _csv_list(text):
-    items = [item.strip() for item in text.split(",") if item.strip()]
+    items = tuple(item.strip() for item in text.split(",") if item.strip())
     if not items:
         raise argparse.ArgumentTypeError("expected a comma-separated list")
-    return tuple(items)
+    return items
 
 
 def _positive_int(text):
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        value = 0
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
 
 
@@ -41,66 +58,171 @@ def prepare_out_dir(path):
     return path
 
 
-def _progress(total, description):
+def _progress(total, description, unit):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=description, unit="run", file=sys.stderr)
+    return tqdm(total=total, desc=description, unit=unit, file=sys.stderr)
 
 
-def cmd_demo(args):
-    from nalu_keras.experiments import demo
+def _overrides(args, mapping):
+    """Config fields set on the command line (None means: not given)."""
+    return {field: getattr(args, arg) for arg, field in mapping.items()
+            if getattr(args, arg, None) is not None}
 
+
+def _make_config(factory, quick, overrides):
+    fields = dict(quick)
+    fields.update(overrides)
     try:
-        config = demo.DemoConfig(
-            ops=args.ops, models=args.models, seeds=args.seeds, steps=args.steps
-        )
+        return factory(**fields)
     except ValueError as error:
         raise CLIError(str(error))
-    out = prepare_out_dir(args.out)
-    start = time.perf_counter()
-    with _progress(len(config.runs()), "demo") as bar:
 
-        def advance(row):
-            bar.set_postfix_str(f"{row['model']} {row['op']} seed {row['seed']}")
+
+# -- experiments --------------------------------------------------------------
+def identity_config(args):
+    from nalu_keras.experiments.identity import IdentityConfig
+
+    return _make_config(
+        IdentityConfig,
+        QUICK["identity"] if args.quick else {},
+        _overrides(args, {"models": "activations", "seeds": "models", "steps": "steps",
+                          "lr": "learning_rate"}),
+    )
+
+
+def function_config(args, kind):
+    from nalu_keras.experiments.function_learning import (
+        RECURRENT_MODELS,
+        STATIC_MODELS,
+        FunctionLearningConfig,
+    )
+
+    base = {"kind": kind, "models": STATIC_MODELS if kind == "static" else RECURRENT_MODELS}
+    if args.quick:
+        base.update(QUICK[kind])
+    return _make_config(
+        FunctionLearningConfig,
+        base,
+        _overrides(args, {"ops": "ops", "models": "models", "seeds": "seeds",
+                          "steps": "steps", "lr": "learning_rate", "ranges": "ranges"}),
+    )
+
+
+def run_identity(config, out):
+    from nalu_keras.experiments import identity
+
+    with _progress(len(config.activations), "Fig. 1 identity", "activation") as bar:
+        def advance(activation):
+            bar.set_postfix_str(activation)
             bar.update(1)
 
-        rows = demo.run(config, progress=advance)
-    elapsed = time.perf_counter() - start
-    table, paths = demo.write_report(rows, config, out)
-    print(table)
-    print(f"\n{len(rows)} runs in {elapsed:.0f} s. Wrote {', '.join(paths)}.")
+        rows, curves = identity.run(config, progress=advance)
+    return identity.write_report(rows, curves, config, out)
+
+
+def run_function(config, out):
+    from nalu_keras.experiments import function_learning
+
+    total = len(config.ops) * len(config.models)
+    with _progress(total, f"Table 1 {config.kind}", "config") as bar:
+        def advance(op, model):
+            bar.set_postfix_str(f"{op} {model}")
+            bar.update(1)
+
+        rows = function_learning.run(config, progress=advance)
+    return function_learning.write_report(rows, config, out)
+
+
+def _report(title, table, paths, elapsed):
+    print(f"\n== {title} ==\n{table}")
+    print(f"({elapsed:.0f} s) wrote: {', '.join(paths)}")
+
+
+def cmd_identity(args):
+    config = identity_config(args)
+    out = prepare_out_dir(args.out)
+    start = time.perf_counter()
+    table, paths = run_identity(config, out)
+    _report("Fig. 1: MLPs on the identity", table, paths, time.perf_counter() - start)
     return 0
+
+
+def cmd_function(args):
+    config = function_config(args, args.command)
+    out = prepare_out_dir(args.out)
+    start = time.perf_counter()
+    table, paths = run_function(config, out)
+    _report(f"Table 1 ({args.command})", table, paths, time.perf_counter() - start)
+    return 0
+
+
+def cmd_reproduce(args):
+    """Fig. 1 and both halves of Table 1 into one directory."""
+    configs = [
+        ("Fig. 1: MLPs on the identity", run_identity, identity_config(args)),
+        ("Table 1 (static)", run_function, function_config(args, "static")),
+        ("Table 1 (recurrent)", run_function, function_config(args, "recurrent")),
+    ]
+    out = prepare_out_dir(args.out)
+    total = time.perf_counter()
+    for title, runner, config in configs:
+        start = time.perf_counter()
+        table, paths = runner(config, out)
+        _report(title, table, paths, time.perf_counter() - start)
+    print(f"\nAll done in {time.perf_counter() - total:.0f} s; results in {out}")
+    return 0
+
+
+# -- parser -------------------------------------------------------------------
+def _common(parser, default_out):
+    parser.add_argument("--steps", type=_positive_int, help="training steps per model")
+    parser.add_argument("--seeds", type=_positive_int, help="seeds (models) per configuration")
+    parser.add_argument("--lr", type=_positive_float, help="Adam learning rate")
+    parser.add_argument("--quick", action="store_true",
+                        help="a small budget that finishes in a minute or two")
+    parser.add_argument("--out", default=default_out, help=f"output directory (default ./{default_out})")
 
 
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="nalu-keras",
-        description="Neural arithmetic units: experiments and reproductions.",
+        description="Neural arithmetic units: reproductions of the NALU paper's experiments.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    demo = sub.add_parser(
-        "demo",
-        help="train NAC, NALU and an MLP on a+b and a*b; print and plot extrapolation",
-        description="Train NAC, NALU and a ReLU6 MLP (100 -> 2 -> 1) on a+b and "
-        "a*b from U[1,2] inputs and measure how they extrapolate.",
-    )
-    demo.add_argument("--ops", type=_csv_list, default=("add", "mul"),
-                      help="comma-separated ops: add,sub,mul,div,squared,root (default add,mul)")
-    demo.add_argument("--models", type=_csv_list, default=("NAC", "NALU", "ReLU6"),
-                      help="comma-separated models: NAC,NALU,ReLU6,Linear (default NAC,NALU,ReLU6)")
-    demo.add_argument("--seeds", type=_positive_int, default=3, help="seeds per model and op (default 3)")
-    demo.add_argument("--steps", type=_positive_int, default=5000, help="training steps (default 5000)")
-    demo.add_argument("--out", default="nalu-keras-demo", help="output directory (default ./nalu-keras-demo)")
-    demo.set_defaults(func=cmd_demo)
+    identity = sub.add_parser(
+        "identity", help="Fig. 1: MLPs with 15 activations learning the identity",
+        description="MLPs learn y = x on U[-5,5]; their error is measured over [-20,20]. "
+        "--seeds is the number of models per activation; --models selects activations.")
+    identity.add_argument("--models", type=_csv_list, help="activations, e.g. ReLU,Tanh (default all 15)")
+    _common(identity, "results")
+    identity.set_defaults(func=cmd_identity)
+
+    for kind, models in (("static", "ReLU6,None,NAC,NALU"), ("recurrent", "LSTM,ReLU,NAC,NALU")):
+        p = sub.add_parser(
+            kind, help=f"Table 1 ({kind}): simple function learning",
+            description=f"Simple function learning, {kind} version, scored as "
+            "100·MSE/MSE(untrained model).")
+        p.add_argument("--ops", type=_csv_list, help="add,sub,mul,div,squared,root (default all)")
+        p.add_argument("--models", type=_csv_list, help=f"default {models}")
+        p.add_argument("--ranges", help="range preset: default (U[0,1]->U[1,5]) or madsen (U[1,2]->U[2,6])")
+        _common(p, "results")
+        p.set_defaults(func=cmd_function)
+
+    reproduce = sub.add_parser(
+        "reproduce", help="Fig. 1 and Table 1 (static and recurrent) in one go",
+        description="Runs identity, static and recurrent with their defaults (or --quick).")
+    _common(reproduce, "results")
+    reproduce.set_defaults(func=cmd_reproduce)
     return parser
 
 
 def main(argv=None):
-    # TensorFlow, when installed, is imported by Keras' data utilities even on
+    # TensorFlow, when installed, is imported by Keras' seeding utility even on
     # the JAX backend; keep its start-up log lines out of the command's output.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

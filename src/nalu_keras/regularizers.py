@@ -85,12 +85,12 @@ class ArithmeticRegularizer(keras.regularizers.Regularizer):
             shape=(),
             dtype="float32",
             trainable=False,
-            name="strength",
+            name=f"{type(self).__name__.lower()}_strength",
         )
 
     @property
     def strength(self):
-        return float(keras.ops.convert_to_numpy(self.strength_variable))
+        return float(keras.ops.convert_to_numpy(self.strength_variable.value))
 
     def assign_strength(self, value):
         """Set the strength to `value` (a finite float >= 0)."""
@@ -100,6 +100,8 @@ class ArithmeticRegularizer(keras.regularizers.Regularizer):
         raise NotImplementedError
 
     def __call__(self, *args):
+        # Arrays (numpy included) become backend tensors; names pass as is.
+        args = [a if isinstance(a, str) else keras.ops.convert_to_tensor(a) for a in args]
         value = self.penalty(*args)
         return keras.ops.cast(self.strength_variable, value.dtype) * value
 

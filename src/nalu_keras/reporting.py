@@ -16,6 +16,7 @@ def write_csv(rows, path):
         for key in row:
             if key not in columns:
                 columns.append(key)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
@@ -100,6 +101,55 @@ def plot_lines(series, path, xlabel, ylabel, title=None, logx=True, logy=True, p
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_grouped_bars(panels, categories, path, ylabel, title=None, logy=True):
+    """One panel per key of `panels`; in each, bars grouped by category.
+
+    Args:
+        panels: {panel title: {series label: [value per category]}}.
+        categories: the category names (x axis).
+    Non-finite values are drawn as a hatched bar at the top of the axis and
+    marked "inf" or "nan", so an overflow is visible rather than missing.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(panels)
+    fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 4.2), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        series = panels[name]
+        finite = [v for vals in series.values() for v in vals if np.isfinite(v) and v > 0]
+        top = max(finite) * 10 if finite else 1.0
+        width = 0.8 / max(1, len(series))
+        for k, (label, values) in enumerate(series.items()):
+            xs = np.arange(len(categories)) + (k - (len(series) - 1) / 2) * width
+            heights = [v if np.isfinite(v) else top for v in values]
+            bars = ax.bar(xs, heights, width, label=label)
+            for bar, v in zip(bars, values):
+                if not np.isfinite(v):
+                    bar.set_hatch("//")
+                    bar.set_alpha(0.5)
+                    ax.annotate("nan" if np.isnan(v) else "inf", (bar.get_x() + bar.get_width() / 2, top),
+                                ha="center", va="bottom", fontsize=6)
+        ax.set_xticks(np.arange(len(categories)))
+        ax.set_xticklabels(categories)
+        if logy:
+            ax.set_yscale("log")
+        ax.axhline(100.0, color="grey", linestyle="--", linewidth=0.8)
+        ax.set_title(name)
+        ax.set_ylabel(ylabel)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(fontsize=7)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

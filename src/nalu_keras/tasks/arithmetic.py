@@ -195,3 +195,17 @@ class ArithmeticTask:
         rng = np.random.default_rng(seed)
         x = ValueRange.parse(value_range).sample(rng, (n, self.input_size))
         return x.astype(dtype), self.target(x).astype(dtype)
+
+    def sample_sequences(self, n, length, value_range, seed, dtype=np.float32):
+        """Draw `n` sequences of `length` input vectors and their targets.
+
+        a and b accumulate over the whole sequence: a = Σ_t Σ x_t[a_slice],
+        b likewise, and the target is op(a, b) after the last step.
+
+        Returns inputs (n, length, input_size) and targets (n, 1).
+        """
+        if isinstance(length, bool) or int(length) != length or length < 1:
+            raise ValueError(f"length must be a positive integer, got {length!r}")
+        rng = np.random.default_rng(seed)
+        x = ValueRange.parse(value_range).sample(rng, (n, int(length), self.input_size))
+        return x.astype(dtype), self.target(x.sum(axis=1)).astype(dtype)
