@@ -50,7 +50,13 @@ def reference(x, w_a, w_m, g, eps=1e-7, omega=20.0):
 
 
 def out(layer, x):
-    return keras.ops.convert_to_numpy(layer(np.asarray(x, "float32")))
+    """The layer's output, computed in one compiled JAX call."""
+    values = [v.value for v in layer.trainable_variables]
+    fixed = [v.value for v in layer.non_trainable_variables]
+    y = jax.jit(lambda v, f, x: layer.stateless_call(v, f, x)[0])(
+        values, fixed, np.asarray(x, "float32")
+    )
+    return np.asarray(y)
 
 
 # -- exact values ------------------------------------------------------------------
@@ -131,7 +137,7 @@ def test_no_nan_when_the_unused_path_overflows():
         y, _ = layer.stateless_call(values, [v.value for v in layer.non_trainable_variables], x)
         return jnp.sum(y)
 
-    grads = jax.grad(loss)([v.value for v in layer.trainable_variables])
+    grads = jax.jit(jax.grad(loss))([v.value for v in layer.trainable_variables])
     assert all(np.all(np.isfinite(np.asarray(g))) for g in grads)
 
 
@@ -154,15 +160,18 @@ def test_the_phase_masks_gradients_but_not_values():
     trainable = [v.value for v in layer.trainable_variables]
     names = [v.name for v in layer.trainable_variables]
 
+    @jax.jit
+    def output_and_gradients(values, fixed):
+        def loss(values):
+            y = layer.stateless_call(values, fixed, x)[0]
+            return jnp.sum(y**2), y
+
+        return jax.grad(loss, has_aux=True)(values)
+
     def run(phase):
         layer.update_phase.assign(phase)
-        non_trainable = [v.value for v in layer.non_trainable_variables]
-
-        def loss(values):
-            return jnp.sum(layer.stateless_call(values, non_trainable, x)[0] ** 2)
-
-        y = layer.stateless_call(trainable, non_trainable, x)[0]
-        return np.asarray(y), dict(zip(names, (np.asarray(g) for g in jax.grad(loss)(trainable))))
+        grads, y = output_and_gradients(trainable, [v.value for v in layer.non_trainable_variables])
+        return np.asarray(y), dict(zip(names, (np.asarray(g) for g in grads)))
 
     y0, g0 = run(0.0)
     y1, g1 = run(1.0)

@@ -449,26 +449,9 @@ def test_rnn_cell_exact_and_round_trip(unit, tmp_path):
 
 
 # -- backend parity -------------------------------------------------------------------
-@pytest.fixture
-def harness_registers_units(monkeypatch, tmp_path):
-    """Make the harness subprocess import this module's units.
-
-    The harness only imports `nalu_keras`; until the package's __init__
-    imports `layers.nau_nmu` and `layers.golden`, their classes would not be
-    registered there. A `sitecustomize` on PYTHONPATH imports them at start-up.
-    """
-    (tmp_path / "sitecustomize.py").write_text(
-        "import nalu_keras.layers.nau_nmu, nalu_keras.layers.golden  # noqa\n"
-    )
-    path = os.environ.get("PYTHONPATH")
-    monkeypatch.setenv(
-        "PYTHONPATH", str(tmp_path) + (os.pathsep + path if path else "")
-    )
-
-
 @pytest.mark.backends
 @pytest.mark.parametrize("backend", ["tensorflow", "torch"])
-def test_backend_parity_every_unit(backend, harness_registers_units):
+def test_backend_parity_every_unit(backend):
     require_backend(backend)
     rng = np.random.default_rng(12)
     x = rng.uniform(-3, 3, (8, 4)).astype("float32")

@@ -102,3 +102,42 @@ def test_bad_ranges_are_rejected(text):
 def test_bad_task_arguments_are_rejected(kwargs):
     with pytest.raises(ValueError):
         ArithmeticTask(**kwargs)
+
+
+def test_sequences_accumulate_a_and_b_over_time():
+    task = ArithmeticTask("mul", input_size=10, subset_ratio=0.3, overlap_ratio=0.34, seed=2)
+    x, t = task.sample_sequences(16, 7, "U[1,2]", seed=3, dtype=np.float64)
+    assert x.shape == (16, 7, 10) and t.shape == (16, 1)
+    a_slice, b_slice = task.subsets
+    a = x[:, :, a_slice].sum(axis=(1, 2))
+    b = x[:, :, b_slice].sum(axis=(1, 2))
+    np.testing.assert_allclose(t[:, 0], a * b, rtol=1e-12)
+    x2, t2 = task.sample_sequences(16, 7, "U[1,2]", seed=3, dtype=np.float64)
+    np.testing.assert_array_equal(x, x2)
+
+
+def test_longer_sequences_give_proportionally_larger_sums():
+    task = ArithmeticTask("add", input_size=10, seed=0)
+    _, short = task.sample_sequences(2000, 10, "U[1,2]", seed=0)
+    _, long = task.sample_sequences(200, 1000, "U[1,2]", seed=1)
+    assert short.max() < long.min()  # extrapolation targets lie outside the training ones
+    np.testing.assert_allclose(long.mean() / short.mean(), 100, rtol=0.01)
+
+
+@pytest.mark.parametrize("length", [0, -1, 2.5])
+def test_bad_sequence_length_is_rejected(length):
+    with pytest.raises(ValueError):
+        ArithmeticTask("add", input_size=10).sample_sequences(2, length, "U[1,2]", seed=0)
+
+
+def test_identity_task_samples_and_grid():
+    from nalu_keras.tasks import identity
+
+    x, t = identity.sample(500, seed=4)
+    assert x.shape == (500, 1) and np.array_equal(x, t)
+    assert x.min() >= -5 and x.max() <= 5 and x.min() < -4.5 and x.max() > 4.5
+    assert np.array_equal(identity.sample(500, seed=4)[0], x)
+    grid = identity.grid()
+    assert grid.shape == (401, 1) and grid[0, 0] == -20 and grid[-1, 0] == 20
+    with pytest.raises(ValueError):
+        identity.grid(1.0, 1.0)

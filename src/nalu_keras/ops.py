@@ -117,12 +117,11 @@ def sign_recovery(x, w):
 
     With |W_ij| = 1 the factor is sign(x_i) (the input takes part in the
     product with its sign, and a 0 input makes the product 0); with W_ij = 0
-    it is 1 (the input is left out). Shapes: `x` `(..., in)`, `w`
+    it is 1 (the input is left out). It is the NMU product of sign(x) with
+    weights |W| (see `nmu_product`), clipped. Shapes: `x` `(..., in)`, `w`
     `(in, out)`, result `(..., out)`.
     """
-    magnitude = ops.abs(w)
-    factors = ops.expand_dims(ops.sign(x), -1) * magnitude + (1.0 - magnitude)
-    return ops.clip(ops.prod(factors, axis=-2), -1.0, 1.0)
+    return ops.clip(nmu_product(ops.sign(x), ops.abs(w)), -1.0, 1.0)
 
 
 def signed_gate_mix(g, a, z, sign):

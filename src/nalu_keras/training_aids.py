@@ -5,15 +5,17 @@
   weights only for 8 batches, then the gates only for 2, and so on.
 - `ReinitializeOnStagnation`: a callback that re-draws the weights of the
   units from U(−2, 2) when the loss stagnates (`is_stagnating`).
-- `RegularizationSwitch`: a callback that turns the iNALU's saturation
-  penalty (`iNALU(regularization=0.05)`) on only after a warm-up and while
-  the loss is below 1.
 
-All of them work with the compiled train step of every backend. On JAX the
+The paper's fourth aid, the saturation regularizer applied once the loss is
+below 1, is `nalu_keras.regularizers.Saturation` driven by
+`nalu_keras.callbacks.LossTriggerSchedule` (see the `iNALU` docstring).
+
+The callbacks work with the compiled train step of every backend. On JAX the
 compiled step is a pure function of the model's tracked variables, so the
-switches are non-trainable variables of the layers (`update_phase`,
-`regularization_active`), and the callbacks synchronize the training state
-(`model.jax_state_sync()`) before assigning them.
+switch of `AlternatingUpdates` is a non-trainable variable of each iNALU
+(`update_phase`), and the callbacks synchronize the training state
+(`model.jax_state_sync()`, which Keras' `Callback.model` also triggers on
+JAX) before assigning variables, and only when they change something.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numbers
 import keras
 import numpy as np
 
-from nalu_keras.layers.base import ArithmeticUnit, check_positive
+from nalu_keras.layers.base import ArithmeticUnit
 from nalu_keras.layers.inalu import PHASE_ALL, PHASE_GATE, PHASE_WEIGHTS, iNALU
 
 
@@ -283,51 +285,3 @@ class ReinitializeOnStagnation(_UnitCallback):
             self.reinitialize()
             self.reinitializations.append(epoch)
             self.history = []
-
-
-class RegularizationSwitch(_UnitCallback):
-    """Turn the iNALU saturation penalty on only when the paper does.
-
-    The penalty of `iNALU(regularization=λ)` is multiplied by the layer's
-    non-trainable `regularization_active` variable. This callback sets it to
-    0 when training begins and to 1 at the end of the first epoch after
-    which at least `warmup_epochs` epochs are done and `logs[monitor]` is
-    below `threshold`. Once on, it stays on until the end of this `fit`
-    (the logged loss includes the penalty, so switching it off again would
-    make it oscillate). After training it is left as it is.
-
-    Args:
-        warmup_epochs: epochs before the penalty may start (default 10).
-        threshold: the loss below which it is active (default 1.0).
-        monitor: the logged loss to watch (default "loss").
-        layers: None (default: every `iNALU` of the model) or a list of
-            layers with a `regularization_active` variable.
-    """
-
-    default_class = iNALU
-
-    def __init__(self, warmup_epochs=10, threshold=1.0, monitor="loss", layers=None):
-        super().__init__(layers)
-        self.warmup_epochs = _check_count("warmup_epochs", warmup_epochs, 0)
-        self.threshold = check_positive("threshold", threshold)
-        self.monitor = monitor
-        self.active = False
-
-    def _set(self, active):
-        _sync(self.model)
-        for layer in self._layers():
-            layer.regularization_active.assign(1.0 if active else 0.0)
-        self.active = active
-
-    def on_train_begin(self, logs=None):
-        self._set(False)
-
-    def on_epoch_end(self, epoch, logs=None):
-        loss = (logs or {}).get(self.monitor)
-        if (
-            not self.active
-            and loss is not None
-            and epoch + 1 >= self.warmup_epochs
-            and loss < self.threshold
-        ):
-            self._set(True)

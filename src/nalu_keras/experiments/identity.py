@@ -40,6 +40,7 @@ import numpy as np
 from nalu_keras.experiments import parallel
 from nalu_keras.reporting import markdown_table, text_table, write_csv
 from nalu_keras.tasks import ValueRange
+from nalu_keras.tasks import identity as identity_task
 
 ACTIVATIONS = {
     "Hardtanh": keras.activations.hard_tanh,
@@ -70,9 +71,9 @@ class IdentityConfig:
     steps: int = 10_000
     batch_size: int = 128
     learning_rate: float = 1e-2
-    train_range: str = "U[-5,5]"
-    test_low: float = -20.0
-    test_high: float = 20.0
+    train_range: str = identity_task.TRAIN_RANGE
+    test_low: float = identity_task.TEST_INTERVAL[0]
+    test_high: float = identity_task.TEST_INTERVAL[1]
     test_points: int = 401
     pool_size: int = 4096
     seed: int = 0
@@ -115,13 +116,13 @@ def run_activation(config, activation):
     model = parallel.parallel_model(
         _mlp_member(activation, config.hidden), config.models, (1,), name=activation
     )
-    rng = np.random.default_rng([config.seed, index])
-    x_train = train_range.sample(rng, (config.pool_size, 1)).astype(np.float32)
+    x_train, t_train = identity_task.sample(config.pool_size, train_range, seed=[config.seed, index])
     losses = parallel.train(
-        model, x_train, x_train, config.steps, config.batch_size, config.learning_rate
+        model, x_train, t_train, config.steps, config.batch_size, config.learning_rate
     )
-    grid = np.linspace(config.test_low, config.test_high, config.test_points).astype(np.float32)
-    abs_err = np.abs(parallel.member_predictions(model, grid[:, None]) - grid[:, None])
+    grid = identity_task.grid(config.test_low, config.test_high, config.test_points)
+    abs_err = np.abs(parallel.member_predictions(model, grid) - grid)
+    grid = grid[:, 0]
     inside = (grid >= train_range.low) & (grid <= train_range.high)
     rows = []
     for member in range(config.models):

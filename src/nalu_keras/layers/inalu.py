@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from nalu_keras import ops as nops
+from nalu_keras import regularizers as nregs
 from nalu_keras.layers.base import ArithmeticUnit, check_bool, check_positive
 
 #: Values of the `update_phase` variable (see `iNALU` and
@@ -37,12 +38,15 @@ class iNALU(ArithmeticUnit):  # noqa: N801  (the paper's name)
     a 0 input with |W_m| = 1 gives exactly 0. Where the gate is exactly 0 or 1
     the unused path cannot turn the output into NaN.
 
-    Training aids of the paper (in `nalu_keras.training_aids`): alternating
+    Training aids of the paper: in `nalu_keras.training_aids`, alternating
     weight / gate updates (`AlternatingUpdates`, which switches this layer's
     `update_phase`), re-initialization on a stagnating loss
-    (`ReinitializeOnStagnation`), element-wise gradient clipping
-    (`inalu_optimizer`), and the regularizer below (`regularization`, made
-    active once the loss is below 1 by `RegularizationSwitch`).
+    (`ReinitializeOnStagnation`) and element-wise gradient clipping
+    (`inalu_optimizer`); the saturation regularizer is
+    `nalu_keras.regularizers.Saturation`, passed as the `*_regularizer` of
+    the weights and switched on by `nalu_keras.callbacks.LossTriggerSchedule`
+    (the layer tracks the regularizers' strength variables, so a schedule
+    reaches the compiled train step; see the example).
 
     Args:
         units: positive int, dimensionality of the output.
@@ -52,13 +56,6 @@ class iNALU(ArithmeticUnit):  # noqa: N801  (the paper's name)
         epsilon: positive float ε of the clamped logarithm (default 1e-7).
         exp_clip: positive float ω, the cap of the exponent (default 20), or
             None for no cap.
-        regularization: float >= 0, default 0 (off). The weight λ of the
-            paper's penalty λ · mean over all of Ŵ, M̂, ĝ of max(t − |p|, 0),
-            which pushes the pre-activations to saturation (the paper: 0.05).
-            It is multiplied by the non-trainable variable
-            `regularization_active` (1.0 at creation; `RegularizationSwitch`
-            keeps it at 0 until the loss is below 1).
-        regularization_threshold: positive float t of that penalty (20).
         w_hat_initializer, m_hat_initializer: Ŵ_a and M̂_a (or the shared
             Ŵ, M̂). Default N(1, 0.1) and N(−1, 0.1), the paper's runs.
         w_hat_mul_initializer, m_hat_mul_initializer: Ŵ_m and M̂_m, the same
@@ -81,7 +78,6 @@ class iNALU(ArithmeticUnit):  # noqa: N801  (the paper's name)
             trained; 1: only the path weights get gradients (ĝ is behind a
             stop_gradient); 2: only ĝ does. The forward pass is the same in
             every phase.
-        regularization_active: non-trainable scalar multiplying the penalty.
 
     Example:
 
@@ -91,6 +87,20 @@ class iNALU(ArithmeticUnit):  # noqa: N801  (the paper's name)
     >>> layer.m_hat_mul.assign(np.full((2, 1), 20.0))
     >>> layer.g.assign([-50.0])            # gate -> 0: multiply
     >>> layer(np.array([[-2.0, 3.0]]))     # ≈ [[-6.0]]
+
+    The paper's training setup:
+
+    >>> from nalu_keras.regularizers import Saturation
+    >>> from nalu_keras.callbacks import LossTriggerSchedule
+    >>> from nalu_keras.training_aids import (
+    ...     AlternatingUpdates, ReinitializeOnStagnation, inalu_optimizer)
+    >>> reg = Saturation(0.0)            # strength 0 until the schedule acts
+    >>> layer = iNALU(1, **{f"{n}_regularizer": reg for n in iNALU.WEIGHTS})
+    >>> model = keras.Sequential([keras.Input((2,)), layer])
+    >>> model.compile(optimizer=inalu_optimizer(), loss="mse")
+    >>> model.fit(x, y, batch_size=64, callbacks=[
+    ...     AlternatingUpdates(), ReinitializeOnStagnation(),
+    ...     LossTriggerSchedule(reg, 0.05, threshold=1.0, warmup_steps=1000)])
     """
 
     WEIGHTS = ("w_hat", "m_hat", "w_hat_mul", "m_hat_mul", "g")
@@ -109,20 +119,12 @@ class iNALU(ArithmeticUnit):  # noqa: N801  (the paper's name)
         shared_weights=False,
         epsilon=1e-7,
         exp_clip=20.0,
-        regularization=0.0,
-        regularization_threshold=20.0,
         **kwargs,
     ):
         super().__init__(units, **kwargs)
         self.shared_weights = check_bool("shared_weights", shared_weights)
         self.epsilon = check_positive("epsilon", epsilon)
         self.exp_clip = None if exp_clip is None else check_positive("exp_clip", exp_clip)
-        if regularization != 0:
-            regularization = check_positive("regularization", regularization)
-        self.regularization = float(regularization)
-        self.regularization_threshold = check_positive(
-            "regularization_threshold", regularization_threshold
-        )
 
     def build_weights(self, input_dim):
         shape = (input_dim, self.units)
@@ -135,9 +137,7 @@ class iNALU(ArithmeticUnit):  # noqa: N801  (the paper's name)
         self.update_phase = self.add_weight(
             name="update_phase", shape=(), initializer="zeros", trainable=False
         )
-        self.regularization_active = self.add_weight(
-            name="regularization_active", shape=(), initializer="ones", trainable=False
-        )
+        nregs.track_strengths(self, list(self._regularizers.values()))
 
     # -- the pieces ----------------------------------------------------------
     @property
@@ -187,12 +187,6 @@ class iNALU(ArithmeticUnit):  # noqa: N801  (the paper's name)
         a = keras.ops.matmul(inputs, w_add)
         z = nops.log_space_exponent(inputs, w_mul, self.epsilon, "clamp", self.exp_clip)
         sign = nops.sign_recovery(inputs, w_mul)
-        if self.regularization:
-            params = keras.ops.concatenate(
-                [keras.ops.reshape(v, (-1,)) for v in self.path_weights + self.gate_weights]
-            )
-            penalty = nops.saturation_penalty(params, self.regularization_threshold)
-            self.add_loss(self.regularization * self.regularization_active * penalty)
         return nops.signed_gate_mix(gate, a, z, sign)
 
     def effective_weights(self):
@@ -209,7 +203,5 @@ class iNALU(ArithmeticUnit):  # noqa: N801  (the paper's name)
             shared_weights=self.shared_weights,
             epsilon=self.epsilon,
             exp_clip=self.exp_clip,
-            regularization=self.regularization,
-            regularization_threshold=self.regularization_threshold,
         )
         return config

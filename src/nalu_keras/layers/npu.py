@@ -7,6 +7,7 @@ import keras
 import numpy as np
 
 from nalu_keras import ops as nops
+from nalu_keras import regularizers as nregs
 from nalu_keras.layers.base import ArithmeticUnit, check_choice, check_positive
 
 GATE_GRADIENTS = ("straight_through", "blocked")
@@ -49,6 +50,9 @@ class _PowerUnit(ArithmeticUnit):
             self.w_im = self.add_unit_weight("w_im", shape)
         if self.GATED:
             self.g = self.add_unit_weight("g", (input_dim,))
+        # A schedule (e.g. StepMultiplySchedule for the paper's L1) can then
+        # reach the compiled train step.
+        nregs.track_strengths(self, list(self._regularizers.values()))
 
     @property
     def epsilon_value(self):
@@ -109,8 +113,10 @@ _COMMON_ARGS = """
             dtype, as in the paper) or a positive float, ε added to |x|.{gate_arg}
         {weights}:
             initializers, default {defaults}.
-        *_regularizer, *_constraint: per weight, default None (the paper's
-            L1 penalty on all parameters can be given as regularizers).
+        *_regularizer, *_constraint: per weight, default None. The paper's
+            penalty β · ||θ||₁ is `nalu_keras.regularizers.L1(β)` given for
+            every weight, with β raised by
+            `nalu_keras.callbacks.StepMultiplySchedule`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Input shape:
