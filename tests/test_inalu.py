@@ -10,8 +10,10 @@ import keras
 import numpy as np
 import pytest
 
+from nalu_keras.callbacks import LossTriggerSchedule
 from nalu_keras.cells import ArithmeticCell
 from nalu_keras.layers.inalu import iNALU
+from nalu_keras.regularizers import Saturation
 from nalu_keras.training_aids import inalu_optimizer
 
 SAT = 30.0  # tanh(30) == 1 and sigmoid(30) == 1 in float32
@@ -149,8 +151,8 @@ def test_default_initialization_is_the_papers():
         assert abs(stats[name].mean() - mean) < 0.01 and abs(stats[name].std() - 0.1) < 0.01
     assert abs(stats["g"].mean()) < 0.05 and abs(stats["g"].std() - 0.1) < 0.05
     assert not np.array_equal(stats["w_hat"], stats["w_hat_mul"])
-    assert stats["update_phase"] == 0.0 and stats["regularization_active"] == 1.0
-    assert [v.name for v in layer.non_trainable_weights] == ["update_phase", "regularization_active"]
+    assert stats["update_phase"] == 0.0
+    assert [v.name for v in layer.non_trainable_weights] == ["update_phase"]
 
 
 def test_the_phase_masks_gradients_but_not_values():
@@ -188,21 +190,29 @@ def test_the_phase_masks_gradients_but_not_values():
         assert np.any(g0[name] != 0)
 
 
-def test_regularizer_is_the_saturation_penalty():
-    layer = iNALU(1, shared_weights=True, regularization=0.05)
+def test_saturation_regularizer_is_tracked_and_scheduled():
+    reg = Saturation(0.05)
+    layer = iNALU(1, shared_weights=True, w_hat_regularizer=reg, m_hat_regularizer=reg,
+                  g_regularizer=reg)
     layer.build((None, 2))
     layer.w_hat.assign([[25.0], [-5.0]])
     layer.m_hat.assign([[-30.0], [19.0]])
     layer.g.assign([0.0])
-    layer(np.ones((1, 2), "float32"))
-    expected = 0.05 * np.mean([0.0, 15.0, 0.0, 1.0, 20.0])
-    np.testing.assert_allclose(float(keras.ops.convert_to_numpy(sum(layer.losses))), expected, rtol=1e-6)
-    layer.regularization_active.assign(0.0)
-    layer(np.ones((1, 2), "float32"))
-    assert float(keras.ops.convert_to_numpy(sum(layer.losses))) == 0.0
-    unregularized = iNALU(1)
-    unregularized(np.ones((1, 2), "float32"))
-    assert unregularized.losses == []
+    # 0.05 · (mean(0, 15) + mean(0, 1) + mean(20)), one term per weight.
+    np.testing.assert_allclose(
+        float(keras.ops.convert_to_numpy(sum(layer.losses))), 0.05 * (7.5 + 0.5 + 20.0), rtol=1e-6
+    )
+    # The strength variable is the layer's (once), so a schedule reaches the
+    # compiled step: switched off (loss never below 0), the loss is the MSE.
+    assert [v is reg.strength_variable for v in layer.non_trainable_weights].count(True) == 1
+    model = keras.Sequential([keras.Input((2,)), layer])
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    x = np.ones((32, 2), "float32")
+    schedule = LossTriggerSchedule(reg, 0.05, threshold=0.0)
+    history = model.fit(x, np.zeros((32, 1)), batch_size=32, epochs=2, verbose=0,
+                        callbacks=[schedule])
+    mse = float(np.mean(model.predict(x, verbose=0) ** 2))
+    np.testing.assert_allclose(history.history["loss"][-1], mse, rtol=1e-5)
 
 
 # -- training ----------------------------------------------------------------------
@@ -229,7 +239,8 @@ def test_inalu_learns_multiplication():
 
 # -- saving and recurrence -------------------------------------------------------------
 def test_save_and_load_keeps_phase_and_options(tmp_path):
-    layer = exact_inalu(np.eye(2), -np.eye(2), gate=0.3, exp_clip=7.0, epsilon=1e-5, regularization=0.05)
+    layer = exact_inalu(np.eye(2), -np.eye(2), gate=0.3, exp_clip=7.0, epsilon=1e-5,
+                        g_regularizer=Saturation(0.05))
     layer.update_phase.assign(2.0)
     model = keras.Sequential([keras.Input((2,)), layer])
     model.save(tmp_path / "inalu.keras")
@@ -266,8 +277,6 @@ def test_inalu_cell_accumulates_a_running_sum():
         ({"units": 1, "exp_clip": -1.0}, "exp_clip"),
         ({"units": 1, "exp_clip": float("inf")}, "exp_clip"),
         ({"units": 1, "shared_weights": "yes"}, "shared_weights"),
-        ({"units": 1, "regularization": -0.05}, "regularization"),
-        ({"units": 1, "regularization_threshold": 0}, "regularization_threshold"),
         ({"units": 1, "gate_bias_initializer": "zeros"}, "gate_bias_initializer"),
     ],
 )

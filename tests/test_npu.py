@@ -7,8 +7,6 @@ computed with numpy's complex arithmetic in float64, independently of the
 layer's real-valued formula.
 """
 
-import os
-
 import jax
 import jax.numpy as jnp
 import keras
@@ -273,23 +271,11 @@ def test_npu_cell_accumulates_a_signed_running_product():
     assert cell.h0 == 1.0
 
 
-def _register_in_subprocess(monkeypatch, tmp_path):
-    """The harness's subprocess imports `nalu_keras` only. Until the package
-    imports the new unit modules itself, a sitecustomize on PYTHONPATH imports
-    (and so registers) them in the subprocess."""
-    (tmp_path / "sitecustomize.py").write_text(
-        "import nalu_keras.layers.inalu\nimport nalu_keras.layers.npu\n"
-    )
-    path = os.environ.get("PYTHONPATH")
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path) + (os.pathsep + path if path else ""))
-
-
 @pytest.mark.backends
 @pytest.mark.parametrize("backend", ["tensorflow", "torch"])
-def test_same_outputs_on_other_backends(backend, monkeypatch, tmp_path):
+def test_same_outputs_on_other_backends(backend):
     """NPUs and iNALUs (one subprocess per backend for both files' units)."""
     require_backend(backend)
-    _register_in_subprocess(monkeypatch, tmp_path)
     cases = unit_cases()
     # Exact patterns too: a signed quotient and a sign-recovering product.
     exact = built(RealNPU, 3, 2, [[1.0, 1 / 3], [-1.0, 0.0], [0.0, 2.0]], g=[1.0, 1.0, 1.0])

@@ -181,7 +181,7 @@ def plot(curves, config, path):
     import matplotlib.pyplot as plt
 
     train_range = ValueRange.parse(config.train_range)
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(9.5, 5))
     cmap = plt.get_cmap("tab20")
     for i, activation in enumerate(config.activations):
         pts = [c for c in curves if c["activation"] == activation]
@@ -192,7 +192,7 @@ def plot(curves, config, path):
     ax.set_ylabel(f"mean absolute error (mean of {config.models} models)")
     ax.set_title("MLPs learning the identity: error against x")
     ax.set_ylim(bottom=0)
-    ax.legend(fontsize=7, ncol=2, loc="upper center")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

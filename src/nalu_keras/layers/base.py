@@ -281,6 +281,12 @@ class ArithmeticUnit(keras.layers.Layer):
         """
         weights = self.effective_weights()
         kind = self.arithmetic_kind
+        if "W" not in weights:
+            raise NotImplementedError(
+                f"{type(self).__name__} has no effective weight 'W' (it has "
+                f"{sorted(weights)}); it must override `formula_weights` to be "
+                "read as a formula."
+            )
         if kind == "additive":
             return {"add": weights["W"], "mul": None, "gate": None}
         if kind == "multiplicative":
