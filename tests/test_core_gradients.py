@@ -125,7 +125,8 @@ def test_mulnac_gradients_with_active_exp_clip():
     # Find the exponents for these weights and inputs, then put ω in the
     # widest gap between them: some entries are clipped, some are not, and
     # none is within reach of the difference stencil.
-    x, _ = _draw(2, probe_layer := MulNAC(UNITS, dtype="float64"))
+    probe_layer = MulNAC(UNITS, dtype="float64")
+    x, _ = _draw(2, probe_layer)  # the same draws as _check_gradients(seed=2)
     z = (np.log(np.abs(x) + 1e-7) @ probe_layer.effective_weights()["W"]).ravel()
     z = np.sort(z[z > 0])  # exp_clip must be positive
     gaps = np.diff(z)

@@ -382,19 +382,12 @@ def test_weight_options_of_other_units_are_rejected():
         MulNAC(2, g_regularizer="l2")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=IndexError,
-    reason=(
-        "BUG src/nalu_keras/layers/base.py:79-80: a keyword argument whose "
-        "name equals a weight name without an underscore (NALU's `g`) makes "
-        "key.rsplit('_', 1)[1] raise IndexError instead of the ValueError for "
-        "unknown arguments"
-    ),
-)
-def test_unknown_keyword_named_like_a_weight():
-    with pytest.raises(ValueError, match="'g'"):
-        NALU(2, g=1.0)
+@pytest.mark.parametrize("kwarg", ["g", "w_hat", "m_hat_mul", "g_bias"])
+def test_unknown_keyword_named_like_a_weight(kwarg):
+    """A weight's own name is not an argument (it once raised IndexError for
+    `g`, whose name has no underscore)."""
+    with pytest.raises(ValueError, match=re.escape(repr(kwarg))):
+        NALU(2, **{kwarg: 1.0})
 
 
 @pytest.mark.parametrize("bad", ["foo", "glorot", 3.5])
@@ -417,17 +410,13 @@ def test_arithmetic_cell_rejects_bad_initial_state_value(bad):
         NACCell(1, initial_state_value=bad)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "src/nalu_keras/cells.py:59-67 accepts any numbers.Real, so a NaN "
-        "(or inf) h0 is accepted and silently makes every output NaN"
-    ),
-)
-@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
 def test_arithmetic_cell_rejects_non_finite_initial_state_value(bad):
+    """A NaN or infinite h0 would make every output NaN/inf."""
     with pytest.raises(ValueError, match="initial_state_value"):
         ArithmeticCell(NAC(1), initial_state_value=bad)
+    with pytest.raises(ValueError, match="initial_state_value"):
+        NALUCell(1, initial_state_value=bad)
 
 
 # -- wrong input shapes -------------------------------------------------------

@@ -147,6 +147,32 @@ def test_gnalu_is_a_nalu_and_keeps_its_config():
     assert clone.get_config() == layer.get_config()
 
 
+@pytest.mark.parametrize("gate, gate_bias", [("input", True), ("abs_input", False), ("independent", False)])
+def test_gnalu_reuses_nalus_gate_logits_and_swaps_only_the_squashing(gate, gate_bias):
+    # The logits are NALU's (one implementation); G-NALU changes σ to σ_φ.
+    assert "gate_logits" not in vars(GNALU) and "gate_value" not in vars(GNALU)
+    rng = np.random.default_rng(4)
+    nalu = built(NALU(2, gate=gate, gate_bias=gate_bias), 3)
+    golden = built(GNALU(2, gate=gate, gate_bias=gate_bias), 3)
+    golden.set_weights([rng.normal(size=tuple(v.shape)).astype("float32") for v in golden.weights])
+    nalu.set_weights([keras.ops.convert_to_numpy(v) for v in golden.weights])
+    x = rng.uniform(-2, 2, (5, 3)).astype("float32")
+    logits = keras.ops.convert_to_numpy(golden.gate_logits(x))
+    np.testing.assert_array_equal(logits, keras.ops.convert_to_numpy(nalu.gate_logits(x)))
+    g = keras.ops.convert_to_numpy(golden.g)
+    src = np.abs(x) if gate == "abs_input" else x
+    expected = g if gate == "independent" else src.astype(np.float64) @ g
+    if gate_bias:
+        expected = expected + keras.ops.convert_to_numpy(golden.g_bias)
+    np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(golden.gate_value(x)), sigmoid_phi(logits), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(nalu.gate_value(x)), 1 / (1 + np.exp(-logits)), rtol=1e-6
+    )
+
+
 def test_gnalu_no_nan_when_gate_is_one_and_product_overflows():
     layer = built(GNALU(1, gate="independent"), 2)
     w_hat, m_hat = saturated(np.array([[1.0], [1.0]]))

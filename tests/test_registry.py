@@ -10,9 +10,11 @@ import pytest
 from nalu_keras.cells import ArithmeticCell
 from nalu_keras.evaluation import sparsity_error
 from nalu_keras.layers.base import ArithmeticUnit, RoundedWeights
+from nalu_keras.layers.golden import GNALU
 from nalu_keras.layers.inalu import iNALU
 from nalu_keras.layers.nac import NAC, MulNAC
 from nalu_keras.layers.nalu import NALU
+from nalu_keras.layers.nau_nmu import NMU, GatedNAUNMU
 from nalu_keras.layers.npu import NPU, NaiveNPU, RealNaiveNPU, RealNPU
 from nalu_keras.registry import available_units, get_unit
 
@@ -217,3 +219,119 @@ def test_formula_of_an_npu_skips_inputs_with_a_closed_gate():
     layer.w_re.assign([[0.5], [-1.0], [1.0]])
     layer.g.assign([1.0, 0.9, 0.1])
     assert layer.formula() == "y0 = x0^0.5 / x1"
+
+
+# -- formulas of NALU, G-NALU, the gated NAU/NMU and the NMU ---------------------------------
+GATED_ADD = np.array([[1, 1], [1, 0], [0, -1]], np.float64)  # x0 + x1, x0 - x2
+GATED_MUL = np.array([[1, 1], [1, 0], [0, 1]], np.float64)  # NMU: x0 * x1, x0 * x2
+
+
+def saturated_nalu(cls, pattern, sat=30.0, **kwargs):
+    layer = cls(np.shape(pattern)[1], **kwargs)
+    layer.build((None, np.shape(pattern)[0]))
+    pattern = np.asarray(pattern, np.float64)
+    layer.w_hat.assign(np.where(pattern < 0, -sat, sat).astype("float32"))
+    layer.m_hat.assign(np.where(pattern == 0, -sat, sat).astype("float32"))
+    return layer
+
+
+@pytest.mark.parametrize("cls", [NALU, GNALU])
+def test_nalu_and_gnalu_are_gated_units(cls):
+    assert cls(1).arithmetic_kind == "gated"
+    assert GatedNAUNMU(1).arithmetic_kind == "gated"
+
+
+def test_formula_of_a_nalu_with_an_input_dependent_gate_names_it():
+    layer = saturated_nalu(NALU, GATED_ADD)
+    assert layer.formula().splitlines() == [
+        "y0 = g0*(x0 + x1) + (1 - g0)*(x0 * x1), with input-dependent gate g0 = σ(x @ G[:, 0])",
+        "y1 = g1*(x0 - x2) + (1 - g1)*(x0 / x2), with input-dependent gate g1 = σ(x @ G[:, 1])",
+    ]
+    biased = saturated_nalu(NALU, GATED_ADD[:, :1], gate="abs_input", gate_bias=True)
+    assert biased.formula(input_names="abc") == (
+        "y0 = g0*(a + b) + (1 - g0)*(a * b), with input-dependent gate g0 = σ(|x| @ G[:, 0] + b[0])"
+    )
+
+
+def test_formula_of_a_nalu_with_an_independent_gate():
+    layer = saturated_nalu(NALU, GATED_ADD, gate="independent")
+    # saturated gates: only the selected path; the second output is mixed
+    layer.g.assign([30.0, np.log(0.7 / 0.3)])  # σ = 1, 0.7
+    assert layer.formula().splitlines() == [
+        "y0 = x0 + x1",
+        "y1 = 0.7*(x0 - x2) + 0.3*(x0 / x2)",
+    ]
+    layer.g.assign([-30.0, -30.0])
+    assert layer.formula().splitlines() == ["y0 = x0 * x1", "y1 = x0 / x2"]
+    # within `tolerance` of 1 counts as saturated: σ(3.5) ≈ 0.97
+    layer.g.assign([3.5, 0.0])
+    assert layer.formula().splitlines() == ["y0 = x0 + x1", "y1 = 0.5*(x0 - x2) + 0.5*(x0 / x2)"]
+    assert layer.formula(tolerance=0.01).splitlines()[0] == "y0 = 0.971*(x0 + x1) + 0.0293*(x0 * x1)"
+    rounded = layer.rounded_weights()
+    assert set(rounded.weights) == {"W", "gate"}
+    np.testing.assert_array_equal(rounded.weights["gate"], [1.0, 0.0])  # σ(0) = 0.5 rounds to 0
+
+
+def test_formula_of_a_nalu_with_separate_weights():
+    layer = saturated_nalu(NALU, GATED_ADD[:, :1], shared_weights=False, gate="independent")
+    mul = np.array([[1.0], [-1.0], [1.0]])
+    layer.w_hat_mul.assign(np.where(mul < 0, -30.0, 30.0).astype("float32"))
+    layer.m_hat_mul.assign(np.full((3, 1), 30.0, "float32"))
+    layer.g.assign([0.0])
+    assert layer.formula() == "y0 = 0.5*(x0 + x1) + 0.5*(x0 * x2 / x1)"
+
+
+def test_formula_of_a_gnalu_uses_the_golden_gate():
+    layer = saturated_nalu(GNALU, GATED_ADD, sat=200.0, gate="independent")
+    layer.g.assign([200.0, 1.0])  # σ_φ(200) = 1; σ_φ(1) = 1/φ ≈ 0.618
+    assert layer.formula().splitlines() == [
+        "y0 = x0 + x1",
+        "y1 = 0.618*(x0 - x2) + 0.382*(x0 / x2)",
+    ]
+    by_input = saturated_nalu(GNALU, GATED_ADD[:, :1], sat=200.0)
+    assert by_input.formula().endswith("g0 = σ_φ(x @ G[:, 0])")
+
+
+def gated_nau_nmu(**kwargs):
+    layer = GatedNAUNMU(2, **kwargs)
+    layer.build((None, 3))
+    layer.w_nau.assign(GATED_ADD.astype("float32"))
+    layer.w_nmu.assign(GATED_MUL.astype("float32"))
+    return layer
+
+
+def test_formula_of_the_gated_nau_nmu():
+    layer = gated_nau_nmu(gate="independent")
+    layer.g.assign([200.0, -200.0])
+    assert layer.formula().splitlines() == ["y0 = x0 + x1", "y1 = x0 * x2"]
+    layer.g.assign([0.0, -200.0])
+    layer.w_nmu.assign([[1.0, 0.7], [1.0, 0.0], [0.0, 1.0]])
+    assert layer.formula().splitlines() == [
+        "y0 = 0.5*(x0 + x1) + 0.5*(x0 * x1)",
+        "y1 = (0.7*x0 + 0.3) * x2",
+    ]
+    by_input = gated_nau_nmu(gate_bias=True)
+    assert by_input.formula().splitlines()[1] == (
+        "y1 = g1*(x0 - x2) + (1 - g1)*(x0 * x2), with input-dependent gate g1 = σ(x @ G[:, 1] + b[1])"
+    )
+
+
+def test_formula_of_an_nmu_is_a_product_of_factors_not_powers():
+    layer = NMU(3)
+    layer.build((None, 3))
+    layer.w.assign([[1.0, 0.7, 0.0], [1.0, 0.98, 0.0], [0.0, 0.25, 0.0]])
+    assert layer.arithmetic_kind == "multiplicative"
+    assert layer.formula().splitlines() == [
+        "y0 = x0 * x1",
+        "y1 = (0.7*x0 + 0.3) * x1 * (0.25*x2 + 0.75)",
+        "y2 = 1",
+    ]
+    # What the line says is what the NMU computes.
+    x = np.array([[-2.0, 3.0, 5.0]], "float32")
+    y = keras.ops.convert_to_numpy(layer(x))[0]
+    np.testing.assert_allclose(y[:2], [-6.0, (0.7 * -2 + 0.3) * (0.98 * 3 + 0.02) * 2.0], rtol=1e-5)
+    # Weights outside [0, 1] (no projection) are written as the factor too.
+    free = NMU(1, weight_bounds="none")
+    free.build((None, 2))
+    free.w.assign([[1.5], [-1.0]])
+    assert free.formula() == "y0 = (1.5*x0 - 0.5) * (-x1 + 2)"

@@ -9,7 +9,11 @@ import pytest
 from nalu_keras import ArithmeticCell
 from nalu_keras.constraints import Clip
 from nalu_keras.layers.golden import GNALU, SigmoidMulNAC
+from nalu_keras.layers.inalu import iNALU
+from nalu_keras.layers.nac import NAC, MulNAC
+from nalu_keras.layers.nalu import NALU
 from nalu_keras.layers.nau_nmu import NAU, NMU, GatedNAUNMU
+from nalu_keras.layers.npu import NPU, RealNaiveNPU
 from nalu_keras.regularizers import (
     L1,
     ArithmeticRegularizer,
@@ -123,13 +127,59 @@ def test_track_strengths_in_a_plain_keras_layer():
         lambda r: GatedNAUNMU(2, w_nau_regularizer=r, g_regularizer=r),
         lambda r: GNALU(2, g_regularizer=r),
         lambda r: SigmoidMulNAC(2, w_hat_regularizer=r),
+        lambda r: NAC(2, w_hat_regularizer=r),
+        lambda r: MulNAC(2, m_hat_regularizer=r),
+        lambda r: NALU(2, g_regularizer=r, w_hat_regularizer=r),
+        lambda r: NALU(2, shared_weights=False, gate_bias=True, g_bias_regularizer=r),
+        lambda r: iNALU(2, w_hat_mul_regularizer=r),
+        lambda r: NPU(2, w_im_regularizer=r),
+        lambda r: RealNaiveNPU(2, w_re_regularizer=r),
     ],
 )
 def test_every_unit_tracks_its_regularizer(make):
     reg = L1(0.01)
     layer = make(reg)
     layer.build((None, 3))
-    assert any(v is reg.strength_variable for v in layer.non_trainable_weights)
+    tracked = [v is reg.strength_variable for v in layer.non_trainable_weights]
+    assert tracked.count(True) == 1
+
+
+def test_base_and_subclass_tracking_merge_without_duplicates():
+    # NMU tracks its out-of-bounds and input regularizers in build_weights;
+    # ArithmeticUnit.build adds the per-weight ones without dropping those.
+    user, input_reg = Sparsity(0.1), InputRegularizer(0.2)
+    layer = NMU(2, weight_bounds="clamp", w_regularizer=user, input_regularizer=input_reg)
+    layer.build((None, 3))
+    expected = [
+        user.strength_variable,
+        layer.bounds_regularizers["w"].strength_variable,
+        input_reg.strength_variable,
+    ]
+    assert [id(v) for v in layer.non_trainable_weights] == [id(v) for v in expected]
+    # One regularizer on two weights of a gated unit: tracked once.
+    shared = L1(0.01)
+    gated = GatedNAUNMU(1, weight_bounds="clamp", w_nau_regularizer=shared, g_regularizer=shared)
+    gated.build((None, 2))
+    ids = [id(v) for v in gated.non_trainable_weights]
+    assert len(ids) == len(set(ids)) == 3  # shared + two out-of-bounds penalties
+    assert id(shared.strength_variable) in ids
+
+
+def test_track_strengths_calls_add_up():
+    a, b = L1(0.1), Sparsity(0.2)
+    returned = []
+
+    class Twice(keras.layers.Layer):
+        def build(self, input_shape):
+            returned.append(track_strengths(self, [a]))
+            returned.append(track_strengths(self, [b, a, None]))
+
+    layer = Twice()
+    layer.build((None, 2))
+    assert returned == [[a.strength_variable], [a.strength_variable, b.strength_variable]]
+    assert [id(v) for v in layer.non_trainable_weights] == [
+        id(a.strength_variable), id(b.strength_variable)
+    ]
 
 
 def test_input_and_bounds_regularizers_are_tracked():

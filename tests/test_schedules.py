@@ -26,6 +26,8 @@ from nalu_keras.callbacks import (
     StepMultiplySchedule,
     StrengthSchedule,
 )
+from nalu_keras.layers.nac import NAC
+from nalu_keras.layers.nalu import NALU
 from nalu_keras.layers.nau_nmu import NAU
 from nalu_keras.regularizers import L1, Sparsity
 
@@ -86,19 +88,20 @@ def run(model, callbacks, steps_per_epoch=6, epochs=2):
               callbacks=callbacks)
 
 
-def check_schedule(make_regularizer, make_schedule, expected, penalty, **run_kwargs):
+def check_schedule(make_regularizer, make_schedule, expected, penalty,
+                   model_factory=make_model, mse=MSE, **run_kwargs):
     # 1) the loss of every step includes the penalty at the expected strength
     reg = make_regularizer()
-    model = make_model(reg)
+    model = model_factory(reg)
     assert model.jit_compile
     log = LossLog()
     run(model, [make_schedule(reg), log], **run_kwargs)
     np.testing.assert_allclose(
-        log.step_losses(), MSE + np.asarray(expected) * penalty, rtol=1e-5, atol=1e-6
+        log.step_losses(), mse + np.asarray(expected) * penalty, rtol=1e-5, atol=1e-6
     )
     # 2) the strength variable holds the expected value after each batch
     reg = make_regularizer()
-    model = make_model(reg)
+    model = model_factory(reg)
     record = StrengthLog(reg)
     run(model, [make_schedule(reg), record], **run_kwargs)
     np.testing.assert_allclose(record.values, expected, rtol=1e-6, atol=1e-12)
@@ -111,6 +114,52 @@ def test_linear_warmup_in_compiled_fit():
         lambda reg: LinearWarmupSchedule(reg, 0.8, start_step=2, end_step=8),
         expected,
         PENALTY["sparsity"],
+    )
+
+
+def make_nac_family_model(cls, **kwargs):
+    """A NAC or NALU (gate fixed at 1) whose output is x @ tanh(W); the
+    regularizer goes through the generic `w_hat_regularizer` argument."""
+
+    def factory(regularizer):
+        layer = cls(1, w_hat_regularizer=regularizer, **kwargs)
+        model = keras.Sequential([keras.Input((2,)), layer])
+        model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse", jit_compile=True)
+        layer.w_hat.assign(W)  # the penalties of W above, now on Ŵ
+        layer.m_hat.assign(np.full((2, 1), 30.0, "float32"))  # σ(M̂) = 1
+        if cls is NALU:
+            layer.g.assign([30.0])  # σ(30) = 1: the additive path
+        return model
+
+    return factory
+
+
+NAC_MSE = float(np.sum(np.tanh(W.astype(np.float64)))) ** 2
+
+
+def test_linear_warmup_reaches_a_nac_regularizer_in_compiled_fit():
+    # The regularizer is given through the generic `*_regularizer` argument
+    # of ArithmeticUnit; its strength must be tracked for the JAX step.
+    expected = [min(max((t - 2) / 6, 0.0), 1.0) * 0.8 for t in range(12)]
+    check_schedule(
+        lambda: Sparsity(0.0),
+        lambda reg: LinearWarmupSchedule(reg, 0.8, start_step=2, end_step=8),
+        expected,
+        PENALTY["sparsity"],
+        model_factory=make_nac_family_model(NAC),
+        mse=NAC_MSE,
+    )
+
+
+def test_step_multiply_reaches_a_nalu_regularizer_in_compiled_fit():
+    expected = [1e-3] * 3 + [1e-2] * 3 + [1e-1] * 6
+    check_schedule(
+        lambda: L1(0.0),
+        lambda reg: StepMultiplySchedule(reg, start=1e-3, end=1e-1, every=3),
+        expected,
+        PENALTY["l1"],
+        model_factory=make_nac_family_model(NALU, gate="independent"),
+        mse=NAC_MSE,
     )
 
 

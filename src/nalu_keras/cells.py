@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import keras
@@ -59,12 +60,16 @@ class ArithmeticCell(keras.layers.Layer):
         if initial_state_value is not None and (
             isinstance(initial_state_value, bool)
             or not isinstance(initial_state_value, numbers.Real)
+            or not math.isfinite(initial_state_value)
         ):
             raise ValueError(
-                "`initial_state_value` must be a number or None; got "
+                "`initial_state_value` must be a finite number or None; got "
                 f"{initial_state_value!r}."
             )
         self.unit = unit
+        if not self.trainable:
+            # A frozen cell freezes the unit it wraps.
+            self.unit.trainable = False
         self.initial_state_value = (
             None if initial_state_value is None else float(initial_state_value)
         )

@@ -10,10 +10,11 @@ The variable has to be *tracked by the model* for that to hold on the JAX
 backend: Keras' compiled JAX train step only carries the model's own
 variables (trainable, non-trainable, optimizer, metrics) through the traced
 function; any other variable read inside it is frozen into the compiled code
-as a constant. The units of this package (`NAU`, `NMU`, `GatedNAUNMU`,
-`GNALU`, `SigmoidMulNAC`) therefore call `track_strengths` when they build,
-which makes the strength variables of their regularizers non-trainable
-weights of the layer (saved and restored with the model, too). For another
+as a constant. Every unit of this package (`ArithmeticUnit.build`)
+therefore calls `track_strengths` for the regularizers given through its
+`*_regularizer` arguments (`NAU`, `NMU` and `GatedNAUNMU` add their
+out-of-bounds and input regularizers), which makes the strength variables
+non-trainable weights of the layer (saved and restored with the model, too). For another
 layer, call `track_strengths(self, regularizers)` inside its `build`. The
 schedule callbacks check that their regularizers are tracked and raise
 otherwise.
@@ -296,11 +297,22 @@ def track_strengths(layer, regularizers):
     module's regularizers are ignored; a variable shared by several
     regularizers is tracked once.
 
+    Calls add up: the variables of a later call are appended to those already
+    tracked on `layer` (each variable once), so a subclass and its base class
+    can each track their own regularizers without replacing the other's.
+
     Returns:
-        The list of tracked variables.
+        The list of every variable tracked on `layer` this way, in order.
     """
-    variables = strength_variables(regularizers)
-    setattr(layer, STRENGTHS_ATTRIBUTE, variables)
+    existing = list(getattr(layer, STRENGTHS_ATTRIBUTE, None) or [])
+    new = [
+        variable
+        for variable in strength_variables(regularizers)
+        if not any(variable is known for known in existing)
+    ]
+    variables = existing + new
+    if new or not hasattr(layer, STRENGTHS_ATTRIBUTE):
+        setattr(layer, STRENGTHS_ATTRIBUTE, variables)
     return variables
 
 

@@ -9,6 +9,8 @@ import numbers
 import keras
 import numpy as np
 
+from nalu_keras import regularizers as nregs
+
 
 def check_units(units):
     """Return `units` if it is a positive int, else raise a ValueError naming it."""
@@ -55,6 +57,9 @@ def check_bool(name, value):
 
 
 ARITHMETIC_KINDS = ("additive", "multiplicative", "gated")
+#: How `formula` writes a multiplicative path: "power" is Π_i x_i^{W_ij}
+#: (log-space units, NPUs); "nmu" is Π_i (W_ij x_i + 1 − W_ij) (NMU).
+MUL_FORMS = ("power", "nmu")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +133,31 @@ def _product_text(column, names, tolerance, precision):
     return text
 
 
+def _affine_text(weight, name, precision):
+    """The NMU factor W·x + 1 − W as text, e.g. "(0.7*x0 + 0.3)"."""
+    slope = f"-{name}" if weight == -1 else f"{_number(weight, precision)}*{name}"
+    constant = 1.0 - float(weight)
+    if constant < 0:
+        return f"({slope} - {_number(-constant, precision)})"
+    return f"({slope} + {_number(constant, precision)})"
+
+
+def _nmu_product_text(column, names, tolerance, precision):
+    """Π_i (W_i x_i + 1 − W_i): W = 1 gives the input itself, W = 0 leaves
+    it out; other weights are written as the factor they are."""
+    factors = []
+    for name, value in zip(names, column):
+        c = _coefficient(value, tolerance, precision)
+        if c == 0:
+            continue
+        if c == 1:
+            factors.append(name)
+            continue
+        # An integer (within tolerance) as that integer, else the raw value.
+        factors.append(_affine_text(c if isinstance(c, int) else value, name, precision))
+    return " * ".join(factors) or "1"
+
+
 class ArithmeticUnit(keras.layers.Layer):
     """Base class of the arithmetic units: a map from the last axis to `units`.
 
@@ -156,8 +186,8 @@ class ArithmeticUnit(keras.layers.Layer):
         options = {
             key: kwargs.pop(key)
             for key in list(kwargs)
-            if key.rsplit("_", 1)[0] in self.WEIGHTS
-            and key.rsplit("_", 1)[1] in ("initializer", "regularizer", "constraint")
+            if key.rpartition("_")[0] in self.WEIGHTS
+            and key.rpartition("_")[2] in ("initializer", "regularizer", "constraint")
         }
         super().__init__(**kwargs)
         self.units = check_units(units)
@@ -203,6 +233,11 @@ class ArithmeticUnit(keras.layers.Layer):
             )
         self.input_dim = int(input_dim)
         self.build_weights(self.input_dim)
+        # The strength variables of the `*_regularizer` arguments become
+        # weights of the layer, so a schedule reaches a compiled train step.
+        # This adds to what `build_weights` tracked (e.g. the NAU's bounds
+        # and input regularizers); each variable is tracked once.
+        nregs.track_strengths(self, list(self._regularizers.values()))
         self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: self.input_dim})
 
     def build_weights(self, input_dim):
@@ -272,9 +307,13 @@ class ArithmeticUnit(keras.layers.Layer):
     def formula_weights(self):
         """The matrices `formula` prints, as numpy arrays.
 
-        A dict with "add" (additive path, `(in, out)`), "mul" (exponents of
+        A dict with "add" (additive path, `(in, out)`), "mul" (weights of
         the multiplicative path, `(in, out)`) and "gate" (per-output gate
         in [0, 1], 1 = additive; None when the gate depends on the input).
+        Optional keys: "mul_form" (`"power"`, the default: the path is
+        Π_i x_i^{W_ij}; `"nmu"`: it is Π_i (W_ij x_i + 1 − W_ij)) and
+        "gate_text" (one string per output describing an input-dependent
+        gate, e.g. "σ(x @ G[:, 0])").
         The default reads `effective_weights()`: "W" for the additive or
         multiplicative unit; "W" and "W_mul" (or "W" twice when tied) and
         "gate" for a gated one. Units with other weights override this.
@@ -342,9 +381,19 @@ class ArithmeticUnit(keras.layers.Layer):
         """The learned function as text, one line per output.
 
         Additive units give sums ("y0 = x0 + x3 - x5"), multiplicative units
-        products ("y0 = x0 * x1 / x2"), gated units the path their gate
-        selects (both paths with the gate's value when it is not within
-        `tolerance` of 0 or 1; "g0" when the gate depends on the input).
+        products ("y0 = x0 * x1 / x2"; for an NMU, whose factors are
+        W·x + 1 − W, weights 1 give plain products "y0 = x0 * x1" and other
+        weights their factor, "y0 = (0.7*x0 + 0.3) * x1").
+
+        Gated units (NALU, G-NALU, iNALU, gated NAU/NMU) show both paths
+        and the gate. A gate that does not depend on the input (one value
+        g_j per output, e.g. σ(g_j)) is printed as its value,
+        "y0 = 0.7*(x0 + x1) + 0.3*(x0 * x1)"; when it is within `tolerance`
+        of 1 (or 0) only the additive (or multiplicative) path is printed.
+        An input-dependent gate is written g0 and described:
+        "y0 = g0*(x0 + x1) + (1 - g0)*(x0 * x1), with input-dependent gate
+        g0 = σ(x @ G[:, 0])".
+
         A weight within `tolerance` of an integer is printed as that integer
         (0 drops the term); others with `precision` significant digits
         ("0.5*x1", "x0^0.5").
@@ -366,22 +415,34 @@ class ArithmeticUnit(keras.layers.Layer):
         output_names = _names("output_names", output_names, "y", n_out)
         kind = self.arithmetic_kind
         gate = parts.get("gate")
+        gate_text = parts.get("gate_text")
+        mul_form = check_choice("mul_form", parts.get("mul_form", "power"), MUL_FORMS)
+        product_text = _nmu_product_text if mul_form == "nmu" else _product_text
+        if kind == "gated" and (parts["add"] is None or parts["mul"] is None):
+            raise ValueError(
+                f"{type(self).__name__} is gated; its `formula_weights` must "
+                "give both an 'add' and a 'mul' matrix."
+            )
         lines = []
         for j in range(n_out):
             add = mul = None
             if parts["add"] is not None:
                 add = _sum_text(parts["add"][:, j], input_names, tolerance, precision)
             if parts["mul"] is not None:
-                mul = _product_text(parts["mul"][:, j], input_names, tolerance, precision)
+                mul = product_text(parts["mul"][:, j], input_names, tolerance, precision)
             if kind != "gated":
                 text = add if kind == "additive" else mul
-            elif gate is not None and gate[j] >= 1.0 - tolerance:
+            elif gate is None:
+                text = f"g{j}*({add}) + (1 - g{j})*({mul}), with input-dependent gate g{j}"
+                if gate_text is not None:
+                    text += f" = {gate_text[j]}"
+            elif gate[j] >= 1.0 - tolerance:
                 text = add
-            elif gate is not None and gate[j] <= tolerance:
+            elif gate[j] <= tolerance:
                 text = mul
             else:
-                g = f"g{j}" if gate is None else _number(gate[j], precision)
-                h = f"(1 - g{j})" if gate is None else _number(1.0 - gate[j], precision)
+                g = _number(gate[j], precision)
+                h = _number(1.0 - gate[j], precision)
                 text = f"{g}*({add}) + {h}*({mul})"
             lines.append(f"{output_names[j]} = {text}")
         return "\n".join(lines)

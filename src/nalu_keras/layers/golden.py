@@ -5,7 +5,6 @@ from __future__ import annotations
 import keras
 
 from nalu_keras import ops as nops
-from nalu_keras import regularizers as nregs
 from nalu_keras.layers.base import ArithmeticUnit, check_choice, check_positive
 from nalu_keras.layers.nalu import NALU
 
@@ -55,9 +54,7 @@ class GNALU(NALU):
     >>> layer(np.array([[3e5, 4e5]]))  # ≈ [[7e5]]
     """
 
-    def build_weights(self, input_dim):
-        super().build_weights(input_dim)
-        nregs.track_strengths(self, list(self._regularizers.values()))
+    GATE_SYMBOL = "σ_φ"
 
     @property
     def W(self):
@@ -71,21 +68,9 @@ class GNALU(NALU):
             return self.W
         return nops.golden_nac_weight(self.w_hat_mul, self.m_hat_mul)
 
-    def gate_value(self, inputs):
-        """The gate g = σ_φ(...) in [0, 1] for `inputs` (1 selects addition)."""
-        if self.gate == "independent":
-            return nops.golden_sigmoid(self.g)
-        source = keras.ops.abs(inputs) if self.gate == "abs_input" else inputs
-        logits = keras.ops.matmul(source, self.g)
-        if self.gate_bias:
-            logits = logits + self.g_bias
+    def gate_activation(self, logits):
+        """The squashing function of the gate: σ_φ (the logits are NALU's)."""
         return nops.golden_sigmoid(logits)
-
-    def effective_weights(self):
-        weights = super().effective_weights()
-        if self.gate == "independent":
-            weights["gate"] = keras.ops.convert_to_numpy(nops.golden_sigmoid(self.g))
-        return weights
 
 
 @keras.saving.register_keras_serializable(package="nalu_keras")
@@ -140,8 +125,8 @@ class SigmoidMulNAC(ArithmeticUnit):
         self.exp_clip = None if exp_clip is None else check_positive("exp_clip", exp_clip)
 
     def build_weights(self, input_dim):
+        # (ArithmeticUnit.build tracks the regularizers' strengths.)
         self.w_hat = self.add_unit_weight("w_hat", (input_dim, self.units))
-        nregs.track_strengths(self, list(self._regularizers.values()))
 
     @property
     def W(self):

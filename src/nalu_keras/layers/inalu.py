@@ -5,7 +5,6 @@ from __future__ import annotations
 import keras
 
 from nalu_keras import ops as nops
-from nalu_keras import regularizers as nregs
 from nalu_keras.layers.base import ArithmeticUnit, check_bool, check_positive
 
 #: Values of the `update_phase` variable (see `iNALU` and
@@ -137,7 +136,7 @@ class iNALU(ArithmeticUnit):  # noqa: N801  (the paper's name)
         self.update_phase = self.add_weight(
             name="update_phase", shape=(), initializer="zeros", trainable=False
         )
-        nregs.track_strengths(self, list(self._regularizers.values()))
+        # ArithmeticUnit.build then tracks the regularizers' strengths.
 
     # -- the pieces ----------------------------------------------------------
     @property

@@ -90,6 +90,9 @@ class NALU(ArithmeticUnit):
 
     WEIGHTS = ("w_hat", "m_hat", "w_hat_mul", "m_hat_mul", "g", "g_bias")
     DEFAULT_INITIALIZERS = {"g_bias": "zeros"}
+    ARITHMETIC_KIND = "gated"
+    #: How `formula` names the gate's squashing function.
+    GATE_SYMBOL = "σ"
 
     def __init__(
         self,
@@ -141,15 +144,37 @@ class NALU(ArithmeticUnit):
             return self.W
         return nops.nac_weight(self.w_hat_mul, self.m_hat_mul)
 
-    def gate_value(self, inputs):
-        """The gate g in [0, 1] for `inputs` (1 selects the additive path)."""
+    def gate_logits(self, inputs):
+        """The gate before squashing: x @ G (|x| @ G for `"abs_input"`),
+        plus `g_bias` with `gate_bias=True`; G itself, shape `(units,)`, for
+        the `"independent"` gate (`inputs` is then not used)."""
         if self.gate == "independent":
-            return keras.ops.sigmoid(self.g)
+            return self.g
         source = keras.ops.abs(inputs) if self.gate == "abs_input" else inputs
         logits = keras.ops.matmul(source, self.g)
         if self.gate_bias:
             logits = logits + self.g_bias
+        return logits
+
+    def gate_activation(self, logits):
+        """The squashing function of the gate: σ (G-NALU: σ_φ)."""
         return keras.ops.sigmoid(logits)
+
+    def gate_value(self, inputs):
+        """The gate g in [0, 1] for `inputs` (1 selects the additive path)."""
+        return self.gate_activation(self.gate_logits(inputs))
+
+    def gate_expressions(self):
+        """The gate of each output as text, for `formula`: e.g.
+        "σ(x @ G[:, 0] + b[0])", or "σ(g[0])" for the independent gate."""
+        f = self.GATE_SYMBOL
+        if self.gate == "independent":
+            return [f"{f}(g[{j}])" for j in range(self.units)]
+        source = "|x|" if self.gate == "abs_input" else "x"
+        return [
+            f"{f}({source} @ G[:, {j}]" + (f" + b[{j}])" if self.gate_bias else ")")
+            for j in range(self.units)
+        ]
 
     def call(self, inputs):
         a = keras.ops.matmul(inputs, self.W)
@@ -164,8 +189,13 @@ class NALU(ArithmeticUnit):
         if not self.shared_weights:
             weights["W_mul"] = to_np(self.W_mul)
         if self.gate == "independent":
-            weights["gate"] = to_np(keras.ops.sigmoid(self.g))
+            weights["gate"] = to_np(self.gate_activation(self.g))
         return weights
+
+    def formula_weights(self):
+        parts = super().formula_weights()
+        parts["gate_text"] = self.gate_expressions()
+        return parts
 
     def get_config(self):
         config = super().get_config()

@@ -373,6 +373,11 @@ class NMU(_BoundedUnit):
     def effective_weights(self):
         return {"W": _to_numpy(self.W)}
 
+    def formula_weights(self):
+        """W, read by `formula` as the NMU product Π_i (W_ij x_i + 1 − W_ij):
+        W = 1 puts x_i in the product, W = 0 leaves it out (not powers)."""
+        return {"add": None, "mul": _to_numpy(self.W), "gate": None, "mul_form": "nmu"}
+
 
 @keras.saving.register_keras_serializable(package="nalu_keras")
 class GatedNAUNMU(_BoundedUnit):
@@ -438,6 +443,8 @@ class GatedNAUNMU(_BoundedUnit):
     BOUNDS = {"w_nau": NAU_BOUNDS, "w_nmu": NMU_BOUNDS}
     INPUT_PENALTY = {"w_nau": "nau", "w_nmu": "nmu"}
     initial_state_value = 0.0
+    ARITHMETIC_KIND = "gated"
+    GATE_SYMBOL = NALU.GATE_SYMBOL
 
     def __init__(self, units, gate="input", gate_bias=False, **kwargs):
         super().__init__(units, **kwargs)
@@ -473,7 +480,10 @@ class GatedNAUNMU(_BoundedUnit):
         return self.applied("w_nmu")
 
     # The gate is NALU's, on the same attributes (gate, g, gate_bias, g_bias).
+    gate_logits = NALU.gate_logits
+    gate_activation = NALU.gate_activation
     gate_value = NALU.gate_value
+    gate_expressions = NALU.gate_expressions
 
     def call(self, inputs):
         w_nau, w_nmu = self.W_nau, self.W_nmu
@@ -485,8 +495,20 @@ class GatedNAUNMU(_BoundedUnit):
     def effective_weights(self):
         weights = {"W_nau": _to_numpy(self.W_nau), "W_nmu": _to_numpy(self.W_nmu)}
         if self.gate == "independent":
-            weights["gate"] = _to_numpy(keras.ops.sigmoid(self.g))
+            weights["gate"] = _to_numpy(self.gate_activation(self.g))
         return weights
+
+    def formula_weights(self):
+        """W_nau (the sum), W_nmu (read as the NMU product
+        Π_i (W_ij x_i + 1 − W_ij)) and the gate, for `formula`."""
+        weights = self.effective_weights()
+        return {
+            "add": weights["W_nau"],
+            "mul": weights["W_nmu"],
+            "gate": weights.get("gate"),
+            "mul_form": "nmu",
+            "gate_text": self.gate_expressions(),
+        }
 
     def get_config(self):
         config = super().get_config()

@@ -7,7 +7,6 @@ import keras
 import numpy as np
 
 from nalu_keras import ops as nops
-from nalu_keras import regularizers as nregs
 from nalu_keras.layers.base import ArithmeticUnit, check_choice, check_positive
 
 GATE_GRADIENTS = ("straight_through", "blocked")
@@ -50,9 +49,9 @@ class _PowerUnit(ArithmeticUnit):
             self.w_im = self.add_unit_weight("w_im", shape)
         if self.GATED:
             self.g = self.add_unit_weight("g", (input_dim,))
-        # A schedule (e.g. StepMultiplySchedule for the paper's L1) can then
-        # reach the compiled train step.
-        nregs.track_strengths(self, list(self._regularizers.values()))
+        # ArithmeticUnit.build then tracks the regularizers' strengths, so a
+        # schedule (e.g. StepMultiplySchedule for the paper's L1) reaches the
+        # compiled train step.
 
     @property
     def epsilon_value(self):
