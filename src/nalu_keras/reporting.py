@@ -24,14 +24,6 @@ def write_csv(rows, path):
     return path
 
 
-def group_rows(rows, keys):
-    """Group rows by the values of `keys`, keeping first-seen order."""
-    groups = {}
-    for row in rows:
-        groups.setdefault(tuple(row[k] for k in keys), []).append(row)
-    return groups
-
-
 def finite_median(values):
     """Median of the finite values, NaN if there are none."""
     values = np.asarray(values, dtype=np.float64)
@@ -72,35 +64,19 @@ def text_table(headers, body):
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in cells])
 
 
-def plot_lines(series, path, xlabel, ylabel, title=None, logx=True, logy=True, panels=None):
-    """Draw one panel per key of `series` with one line per label.
-
-    Args:
-        series: {panel title: {line label: (x values, y values)}}.
-        path: where to save the PNG.
-    """
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(series)
-    fig, axes = plt.subplots(
-        1, len(names), figsize=(5 * len(names), 4), squeeze=False, sharey=False
-    )
-    for ax, name in zip(axes[0], names):
-        for label, (xs, ys) in series[name].items():
-            ys = np.asarray(ys, dtype=np.float64)
-            ax.plot(xs, np.where(np.isfinite(ys), ys, np.nan), marker="o", label=label)
-        if logx:
-            ax.set_xscale("log")
-        if logy:
-            ax.set_yscale("log")
-        ax.set_title(name)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
+    return plt
+
+
+def save_figure(fig, path, title=None):
+    """Add the title, lay out, write `path` (creating folders), close; return path."""
+    plt = pyplot()
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -119,11 +95,7 @@ def plot_grouped_bars(panels, categories, path, ylabel, title=None, logy=True):
     Non-finite values are drawn as a hatched bar at the top of the axis and
     marked "inf" or "nan", so an overflow is visible rather than missing.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = list(panels)
     fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 4.2), squeeze=False)
     for ax, name in zip(axes[0], names):
@@ -150,10 +122,4 @@ def plot_grouped_bars(panels, categories, path, ylabel, title=None, logy=True):
         ax.set_ylabel(ylabel)
         ax.grid(True, axis="y", alpha=0.3)
         ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title)

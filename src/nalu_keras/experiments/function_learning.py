@@ -178,6 +178,14 @@ def _eval_size(config, which):
     return config.eval_size
 
 
+def evaluation_sets(config, op):
+    """{test set name: (x, t)}, fixed by the task seed, shared by all models."""
+    return {
+        which: make_data(config, op, which, _eval_size(config, which), seed=[config.task_seed, i + 1])
+        for i, which in enumerate(config.test_sets())
+    }
+
+
 def _input_shape(config):
     return (config.input_size,) if config.kind == "static" else (None, config.input_size)
 
@@ -188,10 +196,7 @@ def run_config(config, op, model_name, eval_sets=None):
 
     `eval_sets`, if given, is {name: (x, t)} shared across models.
     """
-    eval_sets = eval_sets or {
-        which: make_data(config, op, which, _eval_size(config, which), seed=[config.task_seed, i + 1])
-        for i, which in enumerate(config.test_sets())
-    }
+    eval_sets = eval_sets or evaluation_sets(config, op)
     build = member_builder(config.kind, model_name, config.hidden)
     shape = _input_shape(config)
 
@@ -254,10 +259,7 @@ def run(config, progress=None):
     """Every (op, model) of the sweep; `progress(op, model)` after each."""
     rows = []
     for op in config.ops:
-        eval_sets = {
-            which: make_data(config, op, which, _eval_size(config, which), seed=[config.task_seed, i + 1])
-            for i, which in enumerate(config.test_sets())
-        }
+        eval_sets = evaluation_sets(config, op)
         for model_name in config.models:
             rows += run_config(config, op, model_name, eval_sets)
             if progress is not None:
@@ -275,8 +277,7 @@ def summary(rows, config):
         line = [OP_SYMBOLS[op]]
         for which in sets:
             for model in config.models:
-                values = [r[f"{which}_norm"] for r in rows if r["op"] == op and r["model"] == model]
-                line.append(_median_with_inf(values))
+                line.append(median_score(rows, op, model, which))
         body.append(line)
     solved_headers = ["op"] + [f"{m} {s}" for s in sets[1:] for m in config.models]
     solved = []
@@ -290,9 +291,16 @@ def summary(rows, config):
     return (headers, body), (solved_headers, solved)
 
 
-def _median_with_inf(values):
-    """Median that keeps overflowed (inf) runs in, ignoring only NaN."""
-    values = np.asarray(values, dtype=np.float64)
+def median_score(rows, op, model, which):
+    """Median over seeds of the normalized error on one test set.
+
+    Overflowed runs (inf) stay in the median; only undefined (NaN) ones are
+    left out.
+    """
+    values = np.asarray(
+        [r[f"{which}_norm"] for r in rows if r["op"] == op and r["model"] == model],
+        dtype=np.float64,
+    )
     values = values[~np.isnan(values)]
     return float(np.median(values)) if values.size else float("nan")
 
@@ -323,11 +331,7 @@ def write_report(rows, config, out):
     panels = {}
     for which in config.test_sets():
         panels[which] = {
-            model: [
-                _median_with_inf([r[f"{which}_norm"] for r in rows
-                                  if r["op"] == op and r["model"] == model])
-                for op in config.ops
-            ]
+            model: [median_score(rows, op, model, which) for op in config.ops]
             for model in config.models
         }
     png = plot_grouped_bars(

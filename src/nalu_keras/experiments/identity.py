@@ -38,7 +38,7 @@ import keras
 import numpy as np
 
 from nalu_keras.experiments import parallel
-from nalu_keras.reporting import markdown_table, text_table, write_csv
+from nalu_keras.reporting import markdown_table, pyplot, save_figure, text_table, write_csv
 from nalu_keras.tasks import ValueRange
 from nalu_keras.tasks import identity as identity_task
 
@@ -175,11 +175,7 @@ def summary(rows):
 
 
 def plot(curves, config, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     train_range = ValueRange.parse(config.train_range)
     fig, ax = plt.subplots(figsize=(9.5, 5))
     cmap = plt.get_cmap("tab20")
@@ -194,10 +190,7 @@ def plot(curves, config, path):
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_report(rows, curves, config, out):
