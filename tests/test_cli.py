@@ -50,7 +50,7 @@ def test_recurrent_quick_reports_each_test_length(tmp_path):
                     "--seeds", "1", "--steps", "20", "--out", str(out)]) == 0
     rows = read_csv(out / "recurrent_runs.csv")
     assert len(rows) == 2
-    assert {"interp_norm", "extrap_T100_norm", "extrap_T1000_norm"} <= set(rows[0])
+    assert {"interp_norm", "extrap_T100_norm", "extrap_T1000_norm", "extrap_values_norm"} <= set(rows[0])
     assert is_png(out / "recurrent_extrapolation.png")
 
 

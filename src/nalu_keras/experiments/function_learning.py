@@ -8,7 +8,8 @@ stacked NALUs.
 Recurrent task: the same sums accumulated over a sequence of T input vectors,
 a = Σ_t Σ x_t[slice_a], b likewise, target op(a, b) after the last step.
 Trained on T = 10; extrapolation is to longer sequences (T = 100 and 1000 by
-default), which makes a and b 10 and 100 times larger. Models: an LSTM, a
+default), which makes a and b 10 and 100 times larger, and to larger values
+(T = 10 with inputs from the extrapolation range, "extrap_values"). Models: an LSTM, a
 SimpleRNN with ReLU, a NAC cell and a NALU cell (hidden size 2). The paper does
 not say what follows the recurrent layer; here the recurrent state goes
 through one more layer of the same family: Dense(1) after LSTM and ReLU RNN,
@@ -129,7 +130,11 @@ class FunctionLearningConfig:
         """Names of the evaluation sets: interpolation first."""
         if self.kind == "static":
             return ["interp", "extrap"]
-        return ["interp"] + [f"extrap_T{length}" for length in self.test_lengths]
+        return (
+            ["interp"]
+            + [f"extrap_T{length}" for length in self.test_lengths]
+            + ["extrap_values"]
+        )
 
 
 # -- models -----------------------------------------------------------------
@@ -163,6 +168,8 @@ def make_data(config, op, which, n, seed):
     value_range = config.interp_range if which in ("train", "interp") else config.extrap_range
     if config.kind == "static":
         return task.sample(n, value_range, seed=seed)
+    # Recurrent: "extrap_T<L>" = longer sequences of interpolation values;
+    # "extrap_values" = training length, extrapolation values.
     length = config.train_length
     if which.startswith("extrap_T"):
         length = int(which[len("extrap_T"):])
@@ -228,7 +235,7 @@ def run_config(config, op, model_name, eval_sets=None):
             "learning_rate": config.learning_rate,
             "hidden": config.hidden,
             "interp_range": config.interp_range,
-            "extrap_range": config.extrap_range if config.kind == "static" else config.interp_range,
+            "extrap_range": config.extrap_range,
             "input_size": config.input_size,
             "train_length": config.train_length if config.kind == "recurrent" else "",
             "backend": keras.backend.backend(),
@@ -314,7 +321,8 @@ def write_report(rows, config, out):
     describe = (
         f"{config.kind} task, interpolation {config.interp_range}, "
         + (f"extrapolation {config.extrap_range}" if config.kind == "static"
-           else f"train length {config.train_length}, test lengths {config.test_lengths}")
+           else f"train length {config.train_length}, test lengths {config.test_lengths}, "
+           f"and length {config.train_length} with values from {config.extrap_range}")
         + f"; {config.seeds} seeds, {config.steps} steps, Adam lr {config.learning_rate}, "
         f"batch {config.batch_size}, hidden {config.hidden}."
     )
