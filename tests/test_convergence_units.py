@@ -18,14 +18,14 @@ All inputs are positive: the log-space units (MulNAC, NALU, G-NALU, NAC•,σ)
 cannot see signs, and a NALU gate σ(x @ G) without bias can only be pushed
 to one side for every input when the inputs share a sign.
 
-Units, ops and the measured reliability of the configuration below (same
-code, same assertions, `seed` replaced by 0..9; measured with
-`check_seeds`, at the bottom of this file):
+Units, ops and the measured reliability of the configuration below: the
+same code and assertions with `seed` (initializers, shuffling and data)
+replaced by 0..9, via `check_seeds` at the bottom of this file:
 
     MulNAC         x1·x2, x1/x2   10/10, 10/10
-    NALU           x1+x2, x1·x2   10/10, 10/10   (paper defaults: tied
-                                                  weights, gate σ(x @ G),
-                                                  no gate bias, ε = 1e-7)
+    NALU           x1+x2, x1·x2   20/20, 20/20 (seeds 0..19; paper defaults:
+                                  tied weights, gate σ(x @ G) without bias,
+                                  ε = 1e-7)
     GNALU          x1+x2, x1·x2   10/10, 10/10
     SigmoidMulNAC  x1·x2          10/10
     GatedNAUNMU    x1+x2, x1·x2   10/10, 10/10
@@ -33,17 +33,21 @@ code, same assertions, `seed` replaced by 0..9; measured with
     RealNaiveNPU   x1/x2          10/10
 
 On this easy setting (two positive inputs, no distractors) the paper-default
-NALU converges on every seed tried; its known unreliability shows up with
-more inputs, negative inputs or inputs near zero, which are not tested here.
+NALU converged on every seed tried, so seed 0 is used throughout; its known
+unreliability shows up with more inputs, negative inputs or inputs near
+zero, which are not tested here.
 
 The NAC-style units (tanh ⊙ σ or σ weights) only approach ±1 as their raw
-weights grow, so after a few thousand steps W is within about 0.002 of the
-solution and, in log space, that leaves a relative error of a few percent at
-x ≈ 100 (δ·log(x1·x2) ≈ 0.002·9); hence the looser tolerances for them than
-for the NPUs and the NAU/NMU, which reach the exact weights.
+weights grow, so after a few thousand steps W is within 0.001–0.004 of the
+solution and, in log space, that leaves a relative error of 1–3 % at
+x ≈ 100 (δ·log(x1·x2) with log(x1·x2) ≤ 9.2); hence their looser
+tolerances than for the NPUs and the NAU/NMU, which reach (nearly) exact
+weights. Untrained, every unit is off by more than 50 % on the test inputs,
+and runs with a tiny learning rate, or a gated unit trained on the other
+operation, fail these checks.
 
-Budget: 11 runs of 1000–4000 steps, about 1–3 s each on a 2-core CPU with
-the JAX backend.
+Budget: 11 runs of 1000–4000 steps, 2–5 s each (about 40 s for the module)
+on a loaded 2-core CPU with the JAX backend.
 """
 
 from __future__ import annotations
@@ -106,23 +110,28 @@ class Case:
         return self.unit in (NALU, GNALU, GatedNAUNMU)
 
 
-# Log-space NAC family: W within 0.01 of the solution, 5 % at x ≈ 100.
-NAC_TOLS = dict(weight_tol=0.01, error_tol=0.05)
-# Units that reach the exact weights (NPU exponents, NAU/NMU weights).
-EXACT_TOLS = dict(weight_tol=1e-3, error_tol=1e-3)
+# Log-space NAC family: W within 0.01 of the solution, 5 % at x ≈ 100. (On
+# U[1, 2], W = 0.99 instead of 1 would already give an MSE of about 3e-4.)
+NAC_TOLS = dict(weight_tol=0.01, error_tol=0.05, mse_tol=2e-4)
+# The NPU exponents reach the exact weights.
+NPU_TOLS = dict(weight_tol=1e-3, error_tol=1e-3, mse_tol=1e-8)
+# The gated NAU/NMU (nearly: on some seeds W_nmu stops at 0.999 after 2000
+# steps), but its training MSE is limited by the gate, which saturates more
+# slowly on the training inputs than on the (larger) test ones.
+GATED_NAU_NMU_TOLS = dict(weight_tol=5e-3, error_tol=5e-3, mse_tol=3e-4)
 
 CASES = {
-    "MulNAC-mul": Case(MulNAC, "mul", 0, 0.3, 3000, mse_tol=1e-4, **NAC_TOLS),
-    "MulNAC-div": Case(MulNAC, "div", 0, 0.3, 3000, mse_tol=1e-5, **NAC_TOLS),
-    "NALU-add": Case(NALU, "add", 0, 0.1, 4000, mse_tol=1e-3, **NAC_TOLS),
-    "NALU-mul": Case(NALU, "mul", 0, 0.1, 4000, mse_tol=1e-4, **NAC_TOLS),
-    "GNALU-add": Case(GNALU, "add", 0, 0.3, 4000, mse_tol=1e-3, **NAC_TOLS),
-    "GNALU-mul": Case(GNALU, "mul", 0, 0.3, 4000, mse_tol=1e-4, **NAC_TOLS),
-    "SigmoidMulNAC-mul": Case(SigmoidMulNAC, "mul", 0, 0.3, 2000, mse_tol=1e-4, **NAC_TOLS),
-    "GatedNAUNMU-add": Case(GatedNAUNMU, "add", 0, 0.1, 1000, mse_tol=1e-6, **EXACT_TOLS),
-    "GatedNAUNMU-mul": Case(GatedNAUNMU, "mul", 0, 0.1, 1000, mse_tol=1e-6, **EXACT_TOLS),
-    "NaiveNPU-div": Case(NaiveNPU, "div", 0, 0.05, 1000, mse_tol=1e-8, **EXACT_TOLS),
-    "RealNaiveNPU-div": Case(RealNaiveNPU, "div", 0, 0.05, 1000, mse_tol=1e-8, **EXACT_TOLS),
+    "MulNAC-mul": Case(MulNAC, "mul", 0, 0.3, 3000, **NAC_TOLS),
+    "MulNAC-div": Case(MulNAC, "div", 0, 0.3, 3000, **NAC_TOLS),
+    "NALU-add": Case(NALU, "add", 0, 0.1, 4000, **NAC_TOLS),
+    "NALU-mul": Case(NALU, "mul", 0, 0.1, 4000, **NAC_TOLS),
+    "GNALU-add": Case(GNALU, "add", 0, 0.3, 4000, **NAC_TOLS),
+    "GNALU-mul": Case(GNALU, "mul", 0, 0.3, 4000, **NAC_TOLS),
+    "SigmoidMulNAC-mul": Case(SigmoidMulNAC, "mul", 0, 0.3, 2000, **NAC_TOLS),
+    "GatedNAUNMU-add": Case(GatedNAUNMU, "add", 0, 0.1, 2000, **GATED_NAU_NMU_TOLS),
+    "GatedNAUNMU-mul": Case(GatedNAUNMU, "mul", 0, 0.1, 2000, **GATED_NAU_NMU_TOLS),
+    "NaiveNPU-div": Case(NaiveNPU, "div", 0, 0.05, 1000, **NPU_TOLS),
+    "RealNaiveNPU-div": Case(RealNaiveNPU, "div", 0, 0.05, 1000, **NPU_TOLS),
 }
 
 
