@@ -29,27 +29,10 @@ of steps; the strength is then set once per group, from its first step.
 from __future__ import annotations
 
 import math
-import numbers
 
 import keras
 
-
-def _check_number(name, value, minimum=None, strict=False, integer=False):
-    kinds = numbers.Integral if integer else numbers.Real
-    bad = isinstance(value, bool) or not isinstance(value, kinds)
-    if not bad:
-        bad = not math.isfinite(value) or (
-            minimum is not None and (value <= minimum if strict else value < minimum)
-        )
-    if bad:
-        what = "an integer" if integer else "a finite number"
-        if minimum is not None:
-            what += f" {'>' if strict else '>='} {minimum}"
-        raise ValueError(
-            f"Received an invalid value for argument `{name}`, expected "
-            f"{what}, got {value!r}."
-        )
-    return int(value) if integer else float(value)
+from nalu_keras.validation import check_number
 
 
 def _strength_variable(target):
@@ -162,9 +145,9 @@ class LinearWarmupSchedule(StrengthSchedule):
 
     def __init__(self, targets, strength, start_step, end_step):
         super().__init__(targets)
-        self.strength = _check_number("strength", strength, minimum=0)
-        self.start_step = _check_number("start_step", start_step, 0, integer=True)
-        self.end_step = _check_number("end_step", end_step, 0, integer=True)
+        self.strength = check_number("strength", strength, minimum=0)
+        self.start_step = check_number("start_step", start_step, 0, integer=True)
+        self.end_step = check_number("end_step", end_step, 0, integer=True)
         if self.end_step <= self.start_step:
             raise ValueError(
                 f"`end_step` must be greater than `start_step`; got "
@@ -201,14 +184,14 @@ class StepMultiplySchedule(StrengthSchedule):
 
     def __init__(self, targets, start, end, every=10_000, factor=10.0):
         super().__init__(targets)
-        self.start = _check_number("start", start, minimum=0, strict=True)
-        self.end = _check_number("end", end, minimum=0, strict=True)
+        self.start = check_number("start", start, minimum=0, strict=True)
+        self.end = check_number("end", end, minimum=0, strict=True)
         if self.end < self.start:
             raise ValueError(
                 f"`end` must be >= `start`; got start={start!r}, end={end!r}."
             )
-        self.every = _check_number("every", every, 0, strict=True, integer=True)
-        self.factor = _check_number("factor", factor, 1, strict=True)
+        self.every = check_number("every", every, 0, strict=True, integer=True)
+        self.factor = check_number("factor", factor, 1, strict=True)
 
     def strength_at(self, step):
         exponent = step // self.every
@@ -261,9 +244,9 @@ class LossTriggerSchedule(StrengthSchedule):
         latch=False,
     ):
         super().__init__(targets)
-        self.strength = _check_number("strength", strength, minimum=0)
-        self.threshold = _check_number("threshold", threshold)
-        self.warmup_steps = _check_number("warmup_steps", warmup_steps, 0, integer=True)
+        self.strength = check_number("strength", strength, minimum=0)
+        self.threshold = check_number("threshold", threshold)
+        self.warmup_steps = check_number("warmup_steps", warmup_steps, 0, integer=True)
         if not isinstance(monitor, str) or not monitor:
             raise ValueError(
                 f"Received an invalid value for argument `monitor`, expected "

@@ -8,23 +8,9 @@ gradient method that Madsen & Johansen (2020) use to keep the NAU weights in
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import keras
 
-
-def _check_bound(name, value):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-    ):
-        raise ValueError(
-            f"Received an invalid value for argument `{name}`, expected a "
-            f"finite number, got {value!r}."
-        )
-    return float(value)
+from nalu_keras.validation import check_finite
 
 
 @keras.saving.register_keras_serializable(package="nalu_keras")
@@ -47,8 +33,8 @@ class Clip(keras.constraints.Constraint):
     """
 
     def __init__(self, min_value=-1.0, max_value=1.0):
-        self.min_value = _check_bound("min_value", min_value)
-        self.max_value = _check_bound("max_value", max_value)
+        self.min_value = check_finite("min_value", min_value)
+        self.max_value = check_finite("max_value", max_value)
         if not self.min_value < self.max_value:
             raise ValueError(
                 f"`min_value` must be smaller than `max_value`; got "

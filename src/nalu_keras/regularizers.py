@@ -32,37 +32,17 @@ Regularizers:
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import keras
 
 from nalu_keras import ops as nops
+from nalu_keras.validation import (
+    check_choice,
+    check_finite,
+    check_non_negative,
+    check_positive,
+)
 
 STRENGTHS_ATTRIBUTE = "_regularizer_strengths"
-
-
-def _check_strength(value):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise ValueError(
-            f"Received an invalid value for argument `strength`, expected a "
-            f"finite number >= 0, got {value!r}."
-        )
-    return float(value)
-
-
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(
-            f"Received an invalid value for argument `{name}`: {value!r}. "
-            f"Expected one of {', '.join(repr(c) for c in choices)}."
-        )
-    return value
 
 
 class ArithmeticRegularizer(keras.regularizers.Regularizer):
@@ -82,7 +62,7 @@ class ArithmeticRegularizer(keras.regularizers.Regularizer):
 
     def __init__(self, strength=1.0):
         self.strength_variable = keras.Variable(
-            _check_strength(strength),
+            check_non_negative("strength", strength),
             shape=(),
             dtype="float32",
             trainable=False,
@@ -95,7 +75,7 @@ class ArithmeticRegularizer(keras.regularizers.Regularizer):
 
     def assign_strength(self, value):
         """Set the strength to `value` (a finite float >= 0)."""
-        self.strength_variable.assign(_check_strength(value))
+        self.strength_variable.assign(check_non_negative("strength", value))
 
     def penalty(self, *args):
         raise NotImplementedError
@@ -137,7 +117,7 @@ class Sparsity(ArithmeticRegularizer):
 
     def __init__(self, strength=1.0, shape="linear"):
         super().__init__(strength)
-        self.shape = _check_choice("shape", shape, nops.SPARSITY_SHAPES)
+        self.shape = check_choice("shape", shape, nops.SPARSITY_SHAPES)
 
     def penalty(self, w):
         return nops.sparsity_penalty(w, self.shape)
@@ -165,15 +145,7 @@ class OutOfBounds(ArithmeticRegularizer):
     def __init__(self, strength=1.0, low=-1.0, high=1.0):
         super().__init__(strength)
         for name, value in (("low", low), ("high", high)):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, numbers.Real)
-                or not math.isfinite(value)
-            ):
-                raise ValueError(
-                    f"Received an invalid value for argument `{name}`, "
-                    f"expected a finite number, got {value!r}."
-                )
+            check_finite(name, value)
         if not low < high:
             raise ValueError(
                 f"`low` must be smaller than `high`; got low={low!r}, "
@@ -239,17 +211,7 @@ class Saturation(ArithmeticRegularizer):
 
     def __init__(self, strength=0.05, threshold=20.0):
         super().__init__(strength)
-        if (
-            isinstance(threshold, bool)
-            or not isinstance(threshold, numbers.Real)
-            or not math.isfinite(threshold)
-            or threshold <= 0
-        ):
-            raise ValueError(
-                f"Received an invalid value for argument `threshold`, "
-                f"expected a finite number > 0, got {threshold!r}."
-            )
-        self.threshold = float(threshold)
+        self.threshold = check_positive("threshold", threshold)
 
     def penalty(self, p):
         return nops.saturation_penalty(p, self.threshold)

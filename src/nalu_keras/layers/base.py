@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import numbers
 
 import keras
@@ -11,49 +10,15 @@ import numpy as np
 
 from nalu_keras import regularizers as nregs
 
-
-def check_units(units):
-    """Return `units` if it is a positive int, else raise a ValueError naming it."""
-    if isinstance(units, bool) or not isinstance(units, numbers.Integral) or units <= 0:
-        raise ValueError(
-            f"Received an invalid value for argument `units`, expected a "
-            f"positive integer, got {units!r}."
-        )
-    return int(units)
-
-
-def check_positive(name, value):
-    """Return `value` as float if it is a finite number > 0, else raise."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(
-            f"Received an invalid value for argument `{name}`, expected a "
-            f"finite number > 0, got {value!r}."
-        )
-    return float(value)
-
-
-def check_choice(name, value, choices):
-    """Return `value` if it is one of `choices`, else raise listing them."""
-    if value not in choices:
-        raise ValueError(
-            f"Received an invalid value for argument `{name}`: {value!r}. "
-            f"Expected one of {', '.join(repr(c) for c in choices)}."
-        )
-    return value
-
-
-def check_bool(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(
-            f"Received an invalid value for argument `{name}`, expected True "
-            f"or False, got {value!r}."
-        )
-    return bool(value)
+# The shared argument checks; the layer modules import them from here.
+from nalu_keras.validation import (  # noqa: F401
+    check_bool,
+    check_choice,
+    check_non_negative,
+    check_optional_positive,
+    check_positive,
+    check_units,
+)
 
 
 ARITHMETIC_KINDS = ("additive", "multiplicative", "gated")

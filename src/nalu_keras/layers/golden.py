@@ -5,7 +5,8 @@ from __future__ import annotations
 import keras
 
 from nalu_keras import ops as nops
-from nalu_keras.layers.base import ArithmeticUnit, check_choice, check_positive
+from nalu_keras.layers.base import ArithmeticUnit
+from nalu_keras.layers.nac import _LogSpaceProduct
 from nalu_keras.layers.nalu import NALU
 
 
@@ -55,18 +56,8 @@ class GNALU(NALU):
     """
 
     GATE_SYMBOL = "σ_φ"
-
-    @property
-    def W(self):
-        """The additive path's weight tanh_φ(Ŵ) ⊙ σ_φ(M̂)."""
-        return nops.golden_nac_weight(self.w_hat, self.m_hat)
-
-    @property
-    def W_mul(self):
-        """The multiplicative path's weight (the same as `W` when tied)."""
-        if self.shared_weights:
-            return self.W
-        return nops.golden_nac_weight(self.w_hat_mul, self.m_hat_mul)
+    # `W` and `W_mul` (NALU's) apply it: tanh_φ(Ŵ) ⊙ σ_φ(M̂).
+    _nac_weight = staticmethod(nops.golden_nac_weight)
 
     def gate_activation(self, logits):
         """The squashing function of the gate: σ_φ (the logits are NALU's)."""
@@ -74,7 +65,7 @@ class GNALU(NALU):
 
 
 @keras.saving.register_keras_serializable(package="nalu_keras")
-class SigmoidMulNAC(ArithmeticUnit):
+class SigmoidMulNAC(_LogSpaceProduct, ArithmeticUnit):
     """The sigmoid multiplicative NAC ("NAC•,σ") of Madsen & Johansen (2020).
 
     A multiplicative NAC whose weight is σ(Ŵ) ∈ (0, 1) instead of
@@ -118,12 +109,6 @@ class SigmoidMulNAC(ArithmeticUnit):
     WEIGHTS = ("w_hat",)
     initial_state_value = 1.0
 
-    def __init__(self, units, epsilon=1e-7, log_mode="add", exp_clip=None, **kwargs):
-        super().__init__(units, **kwargs)
-        self.epsilon = check_positive("epsilon", epsilon)
-        self.log_mode = check_choice("log_mode", log_mode, nops.LOG_MODES)
-        self.exp_clip = None if exp_clip is None else check_positive("exp_clip", exp_clip)
-
     def build_weights(self, input_dim):
         # (ArithmeticUnit.build tracks the regularizers' strengths.)
         self.w_hat = self.add_unit_weight("w_hat", (input_dim, self.units))
@@ -133,17 +118,5 @@ class SigmoidMulNAC(ArithmeticUnit):
         """The weight σ(Ŵ)."""
         return keras.ops.sigmoid(self.w_hat)
 
-    def call(self, inputs):
-        return nops.log_space_product(
-            inputs, self.W, self.epsilon, self.log_mode, self.exp_clip
-        )
-
     def effective_weights(self):
         return {"W": keras.ops.convert_to_numpy(self.W)}
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            epsilon=self.epsilon, log_mode=self.log_mode, exp_clip=self.exp_clip
-        )
-        return config

@@ -5,7 +5,13 @@ from __future__ import annotations
 import keras
 
 from nalu_keras import ops as nops
-from nalu_keras.layers.base import ArithmeticUnit, check_bool, check_positive
+from nalu_keras.layers.base import (
+    ArithmeticUnit,
+    check_bool,
+    check_optional_positive,
+    check_positive,
+)
+from nalu_keras.layers.nac import _PathWeights
 
 #: Values of the `update_phase` variable (see `iNALU` and
 #: `nalu_keras.training_aids.AlternatingUpdates`).
@@ -19,7 +25,7 @@ def _normal(mean, stddev):
 
 
 @keras.saving.register_keras_serializable(package="nalu_keras")
-class iNALU(ArithmeticUnit):  # noqa: N801  (the paper's name)
+class iNALU(_PathWeights, ArithmeticUnit):  # noqa: N801  (the paper's name)
     """The improved neural arithmetic logic unit (iNALU), Schlör et al. (2020).
 
     A NALU with separate weights for its two paths, a multiplicative path
@@ -123,15 +129,10 @@ class iNALU(ArithmeticUnit):  # noqa: N801  (the paper's name)
         super().__init__(units, **kwargs)
         self.shared_weights = check_bool("shared_weights", shared_weights)
         self.epsilon = check_positive("epsilon", epsilon)
-        self.exp_clip = None if exp_clip is None else check_positive("exp_clip", exp_clip)
+        self.exp_clip = check_optional_positive("exp_clip", exp_clip)
 
     def build_weights(self, input_dim):
-        shape = (input_dim, self.units)
-        self.w_hat = self.add_unit_weight("w_hat", shape)
-        self.m_hat = self.add_unit_weight("m_hat", shape)
-        if not self.shared_weights:
-            self.w_hat_mul = self.add_unit_weight("w_hat_mul", shape)
-            self.m_hat_mul = self.add_unit_weight("m_hat_mul", shape)
+        self._add_path_weights((input_dim, self.units))
         self.g = self.add_unit_weight("g", (self.units,))
         self.update_phase = self.add_weight(
             name="update_phase", shape=(), initializer="zeros", trainable=False
@@ -169,17 +170,7 @@ class iNALU(ArithmeticUnit):  # noqa: N801  (the paper's name)
         w_mul = w_add if self.shared_weights else nops.nac_weight(w[2], w[3])
         return w_add, w_mul, keras.ops.sigmoid(self._masked(self.g, gate_on))
 
-    @property
-    def W(self):
-        """The additive path's weight tanh(Ŵ_a) ⊙ σ(M̂_a)."""
-        return nops.nac_weight(self.w_hat, self.m_hat)
-
-    @property
-    def W_mul(self):
-        """The multiplicative path's weight (the same as `W` when shared)."""
-        if self.shared_weights:
-            return self.W
-        return nops.nac_weight(self.w_hat_mul, self.m_hat_mul)
+    # `W` = tanh(Ŵ_a) ⊙ σ(M̂_a) and `W_mul` (`W` when shared): `_PathWeights`.
 
     def call(self, inputs):
         w_add, w_mul, gate = self._weights()
@@ -189,11 +180,8 @@ class iNALU(ArithmeticUnit):  # noqa: N801  (the paper's name)
         return nops.signed_gate_mix(gate, a, z, sign)
 
     def effective_weights(self):
-        to_np = keras.ops.convert_to_numpy
-        weights = {"W": to_np(self.W)}
-        if not self.shared_weights:
-            weights["W_mul"] = to_np(self.W_mul)
-        weights["gate"] = to_np(keras.ops.sigmoid(self.g))
+        weights = self._path_effective_weights()
+        weights["gate"] = keras.ops.convert_to_numpy(keras.ops.sigmoid(self.g))
         return weights
 
     def get_config(self):

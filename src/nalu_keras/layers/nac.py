@@ -5,7 +5,12 @@ from __future__ import annotations
 import keras
 
 from nalu_keras import ops as nops
-from nalu_keras.layers.base import ArithmeticUnit, check_choice, check_positive
+from nalu_keras.layers.base import (
+    ArithmeticUnit,
+    check_choice,
+    check_optional_positive,
+    check_positive,
+)
 
 
 class _NACWeights(ArithmeticUnit):
@@ -24,6 +29,73 @@ class _NACWeights(ArithmeticUnit):
 
     def effective_weights(self):
         return {"W": keras.ops.convert_to_numpy(self.W)}
+
+
+class _PathWeights:
+    """Mixin of the gated NAC units (NALU, G-NALU, iNALU): Ŵ, M̂ of the
+    additive path and, unless `shared_weights`, Ŵ_mul, M̂_mul of the
+    multiplicative one, each pair mapped to a weight by `_nac_weight`
+    (tanh(Ŵ) ⊙ σ(M̂); G-NALU: tanh_φ(Ŵ) ⊙ σ_φ(M̂)).
+
+    Used with an `ArithmeticUnit` that sets `shared_weights` and lists the
+    four names in `WEIGHTS`.
+    """
+
+    _nac_weight = staticmethod(nops.nac_weight)
+
+    def _add_path_weights(self, shape):
+        """Create `w_hat`, `m_hat` and, unless shared, `w_hat_mul`, `m_hat_mul`."""
+        self.w_hat = self.add_unit_weight("w_hat", shape)
+        self.m_hat = self.add_unit_weight("m_hat", shape)
+        if not self.shared_weights:
+            self.w_hat_mul = self.add_unit_weight("w_hat_mul", shape)
+            self.m_hat_mul = self.add_unit_weight("m_hat_mul", shape)
+
+    @property
+    def W(self):
+        """The additive path's weight tanh(Ŵ) ⊙ σ(M̂) (G-NALU: tanh_φ, σ_φ)."""
+        return self._nac_weight(self.w_hat, self.m_hat)
+
+    @property
+    def W_mul(self):
+        """The multiplicative path's weight (the same as `W` when tied)."""
+        if self.shared_weights:
+            return self.W
+        return self._nac_weight(self.w_hat_mul, self.m_hat_mul)
+
+    def _path_effective_weights(self):
+        """{"W": W} plus "W_mul" unless shared, as numpy arrays."""
+        to_np = keras.ops.convert_to_numpy
+        weights = {"W": to_np(self.W)}
+        if not self.shared_weights:
+            weights["W_mul"] = to_np(self.W_mul)
+        return weights
+
+
+class _LogSpaceProduct:
+    """Mixin of the log-space product units (NAC•, NAC•,σ): ε, the log mode
+    and the exponent cap, and y = exp(log(|x| + ε) @ W) from the unit's `W`.
+
+    Used with an `ArithmeticUnit` that provides the weight `W`.
+    """
+
+    def __init__(self, units, epsilon=1e-7, log_mode="add", exp_clip=None, **kwargs):
+        super().__init__(units, **kwargs)
+        self.epsilon = check_positive("epsilon", epsilon)
+        self.log_mode = check_choice("log_mode", log_mode, nops.LOG_MODES)
+        self.exp_clip = check_optional_positive("exp_clip", exp_clip)
+
+    def call(self, inputs):
+        return nops.log_space_product(
+            inputs, self.W, self.epsilon, self.log_mode, self.exp_clip
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            epsilon=self.epsilon, log_mode=self.log_mode, exp_clip=self.exp_clip
+        )
+        return config
 
 
 @keras.saving.register_keras_serializable(package="nalu_keras")
@@ -71,7 +143,7 @@ class NAC(_NACWeights):
 
 
 @keras.saving.register_keras_serializable(package="nalu_keras")
-class MulNAC(_NACWeights):
+class MulNAC(_LogSpaceProduct, _NACWeights):
     """The multiplicative neural accumulator ("NAC•") of Trask et al. (2018).
 
     It computes
@@ -112,21 +184,3 @@ class MulNAC(_NACWeights):
     """
 
     initial_state_value = 1.0
-
-    def __init__(self, units, epsilon=1e-7, log_mode="add", exp_clip=None, **kwargs):
-        super().__init__(units, **kwargs)
-        self.epsilon = check_positive("epsilon", epsilon)
-        self.log_mode = check_choice("log_mode", log_mode, nops.LOG_MODES)
-        self.exp_clip = None if exp_clip is None else check_positive("exp_clip", exp_clip)
-
-    def call(self, inputs):
-        return nops.log_space_product(
-            inputs, self.W, self.epsilon, self.log_mode, self.exp_clip
-        )
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            epsilon=self.epsilon, log_mode=self.log_mode, exp_clip=self.exp_clip
-        )
-        return config

@@ -9,14 +9,88 @@ from nalu_keras.layers.base import (
     ArithmeticUnit,
     check_bool,
     check_choice,
+    check_optional_positive,
     check_positive,
 )
+from nalu_keras.layers.nac import _PathWeights
 
 GATES = ("input", "abs_input", "independent")
 
 
+class _NALUGate:
+    """Mixin of the NALU gate, shared by NALU, G-NALU and GatedNAUNMU.
+
+    g = σ(x @ G) (`"input"`), σ(|x| @ G) (`"abs_input"`), optionally with a
+    bias `g_bias` inside σ, or σ(G) with G of shape `(units,)`
+    (`"independent"`). Used with an `ArithmeticUnit` that calls `_set_gate`
+    in `__init__` and `_add_gate_weights` in `build_weights`, and lists "g"
+    and "g_bias" in `WEIGHTS`.
+    """
+
+    #: How `formula` names the gate's squashing function.
+    GATE_SYMBOL = "σ"
+
+    def _set_gate(self, gate, gate_bias):
+        """Check `gate` and `gate_bias` and set them as attributes."""
+        self.gate = check_choice("gate", gate, GATES)
+        self.gate_bias = check_bool("gate_bias", gate_bias)
+        if self.gate_bias and self.gate == "independent":
+            raise ValueError(
+                "`gate_bias=True` has no meaning with gate='independent' (the "
+                "gate is already a learned per-output value); use one or the "
+                "other."
+            )
+
+    def _add_gate_weights(self, shape):
+        """Create `g` (`shape`, or `(units,)` for the independent gate) and,
+        with `gate_bias`, `g_bias` `(units,)`."""
+        gate_shape = (self.units,) if self.gate == "independent" else shape
+        self.g = self.add_unit_weight("g", gate_shape)
+        if self.gate_bias:
+            self.g_bias = self.add_unit_weight("g_bias", (self.units,))
+
+    def gate_logits(self, inputs):
+        """The gate before squashing: x @ G (|x| @ G for `"abs_input"`),
+        plus `g_bias` with `gate_bias=True`; G itself, shape `(units,)`, for
+        the `"independent"` gate (`inputs` is then not used)."""
+        if self.gate == "independent":
+            return self.g
+        source = keras.ops.abs(inputs) if self.gate == "abs_input" else inputs
+        logits = keras.ops.matmul(source, self.g)
+        if self.gate_bias:
+            logits = logits + self.g_bias
+        return logits
+
+    def gate_activation(self, logits):
+        """The squashing function of the gate: σ (G-NALU: σ_φ)."""
+        return keras.ops.sigmoid(logits)
+
+    def gate_value(self, inputs):
+        """The gate g in [0, 1] for `inputs` (1 selects the additive path)."""
+        return self.gate_activation(self.gate_logits(inputs))
+
+    def gate_expressions(self):
+        """The gate of each output as text, for `formula`: e.g.
+        "σ(x @ G[:, 0] + b[0])", or "σ(g[0])" for the independent gate."""
+        f = self.GATE_SYMBOL
+        if self.gate == "independent":
+            return [f"{f}(g[{j}])" for j in range(self.units)]
+        source = "|x|" if self.gate == "abs_input" else "x"
+        return [
+            f"{f}({source} @ G[:, {j}]" + (f" + b[{j}])" if self.gate_bias else ")")
+            for j in range(self.units)
+        ]
+
+    def _gate_effective_weights(self):
+        """{"gate": the gate as numpy} for the independent gate (it does not
+        depend on the input), else {}."""
+        if self.gate == "independent":
+            return {"gate": keras.ops.convert_to_numpy(self.gate_activation(self.g))}
+        return {}
+
+
 @keras.saving.register_keras_serializable(package="nalu_keras")
-class NALU(ArithmeticUnit):
+class NALU(_PathWeights, _NALUGate, ArithmeticUnit):
     """The neural arithmetic logic unit (NALU) of Trask et al. (2018).
 
     A learned gate chooses, per output, between an additive NAC and a NAC
@@ -91,8 +165,6 @@ class NALU(ArithmeticUnit):
     WEIGHTS = ("w_hat", "m_hat", "w_hat_mul", "m_hat_mul", "g", "g_bias")
     DEFAULT_INITIALIZERS = {"g_bias": "zeros"}
     ARITHMETIC_KIND = "gated"
-    #: How `formula` names the gate's squashing function.
-    GATE_SYMBOL = "σ"
 
     def __init__(
         self,
@@ -107,74 +179,18 @@ class NALU(ArithmeticUnit):
     ):
         super().__init__(units, **kwargs)
         self.shared_weights = check_bool("shared_weights", shared_weights)
-        self.gate = check_choice("gate", gate, GATES)
-        self.gate_bias = check_bool("gate_bias", gate_bias)
-        if self.gate_bias and self.gate == "independent":
-            raise ValueError(
-                "`gate_bias=True` has no meaning with gate='independent' (the "
-                "gate is already a learned per-output value); use one or the "
-                "other."
-            )
+        self._set_gate(gate, gate_bias)
         self.epsilon = check_positive("epsilon", epsilon)
         self.log_mode = check_choice("log_mode", log_mode, nops.LOG_MODES)
-        self.exp_clip = None if exp_clip is None else check_positive("exp_clip", exp_clip)
+        self.exp_clip = check_optional_positive("exp_clip", exp_clip)
 
     def build_weights(self, input_dim):
         shape = (input_dim, self.units)
-        self.w_hat = self.add_unit_weight("w_hat", shape)
-        self.m_hat = self.add_unit_weight("m_hat", shape)
-        if not self.shared_weights:
-            self.w_hat_mul = self.add_unit_weight("w_hat_mul", shape)
-            self.m_hat_mul = self.add_unit_weight("m_hat_mul", shape)
-        gate_shape = (self.units,) if self.gate == "independent" else shape
-        self.g = self.add_unit_weight("g", gate_shape)
-        if self.gate_bias:
-            self.g_bias = self.add_unit_weight("g_bias", (self.units,))
+        self._add_path_weights(shape)
+        self._add_gate_weights(shape)
 
-    # -- the pieces, exposed for inspection ---------------------------------
-    @property
-    def W(self):
-        """The additive path's weight tanh(Ŵ) ⊙ σ(M̂)."""
-        return nops.nac_weight(self.w_hat, self.m_hat)
-
-    @property
-    def W_mul(self):
-        """The multiplicative path's weight (the same as `W` when tied)."""
-        if self.shared_weights:
-            return self.W
-        return nops.nac_weight(self.w_hat_mul, self.m_hat_mul)
-
-    def gate_logits(self, inputs):
-        """The gate before squashing: x @ G (|x| @ G for `"abs_input"`),
-        plus `g_bias` with `gate_bias=True`; G itself, shape `(units,)`, for
-        the `"independent"` gate (`inputs` is then not used)."""
-        if self.gate == "independent":
-            return self.g
-        source = keras.ops.abs(inputs) if self.gate == "abs_input" else inputs
-        logits = keras.ops.matmul(source, self.g)
-        if self.gate_bias:
-            logits = logits + self.g_bias
-        return logits
-
-    def gate_activation(self, logits):
-        """The squashing function of the gate: σ (G-NALU: σ_φ)."""
-        return keras.ops.sigmoid(logits)
-
-    def gate_value(self, inputs):
-        """The gate g in [0, 1] for `inputs` (1 selects the additive path)."""
-        return self.gate_activation(self.gate_logits(inputs))
-
-    def gate_expressions(self):
-        """The gate of each output as text, for `formula`: e.g.
-        "σ(x @ G[:, 0] + b[0])", or "σ(g[0])" for the independent gate."""
-        f = self.GATE_SYMBOL
-        if self.gate == "independent":
-            return [f"{f}(g[{j}])" for j in range(self.units)]
-        source = "|x|" if self.gate == "abs_input" else "x"
-        return [
-            f"{f}({source} @ G[:, {j}]" + (f" + b[{j}])" if self.gate_bias else ")")
-            for j in range(self.units)
-        ]
+    # -- the pieces, exposed for inspection: `W`, `W_mul` (`_PathWeights`)
+    # and `gate_logits`, `gate_activation`, `gate_value` (`_NALUGate`).
 
     def call(self, inputs):
         a = keras.ops.matmul(inputs, self.W)
@@ -184,13 +200,7 @@ class NALU(ArithmeticUnit):
         return nops.gate_mix(self.gate_value(inputs), a, z)
 
     def effective_weights(self):
-        to_np = keras.ops.convert_to_numpy
-        weights = {"W": to_np(self.W)}
-        if not self.shared_weights:
-            weights["W_mul"] = to_np(self.W_mul)
-        if self.gate == "independent":
-            weights["gate"] = to_np(self.gate_activation(self.g))
-        return weights
+        return {**self._path_effective_weights(), **self._gate_effective_weights()}
 
     def formula_weights(self):
         parts = super().formula_weights()

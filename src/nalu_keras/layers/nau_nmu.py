@@ -9,7 +9,6 @@ in the forward pass plus an out-of-bounds penalty.
 
 from __future__ import annotations
 
-import math
 import numbers
 
 import keras
@@ -19,11 +18,11 @@ from nalu_keras import regularizers as nregs
 from nalu_keras.constraints import Clip
 from nalu_keras.layers.base import (
     ArithmeticUnit,
-    check_bool,
     check_choice,
+    check_non_negative,
     check_positive,
 )
-from nalu_keras.layers.nalu import GATES, NALU
+from nalu_keras.layers.nalu import _NALUGate
 
 WEIGHT_BOUNDS = ("project", "clamp", "none")
 NAU_BOUNDS = (-1.0, 1.0)
@@ -129,17 +128,7 @@ class _BoundedUnit(ArithmeticUnit):
                 kwargs[f"{name}_initializer"] = factory()
         super().__init__(units, **kwargs)
         self.weight_bounds = weight_bounds
-        if (
-            isinstance(oob_strength, bool)
-            or not isinstance(oob_strength, numbers.Real)
-            or not math.isfinite(oob_strength)
-            or oob_strength < 0
-        ):
-            raise ValueError(
-                f"Received an invalid value for argument `oob_strength`, "
-                f"expected a finite number >= 0, got {oob_strength!r}."
-            )
-        self.oob_strength = float(oob_strength)
+        self.oob_strength = check_non_negative("oob_strength", oob_strength)
         # With "clamp", one out-of-bounds penalty per bounded weight; each has
         # its own strength variable so a schedule can drive it.
         self.bounds_regularizers = {}
@@ -218,21 +207,38 @@ class _BoundedUnit(ArithmeticUnit):
         return config
 
 
+class _SingleWeightUnit(_BoundedUnit):
+    """Shared by NAU and NMU: one bounded weight `w`, `(input_dim, units)`.
+
+    Subclasses set `BOUNDS` and `INPUT_PENALTY` for "w" and implement
+    `_apply(inputs, w)`, the unit's operation with the applied weight.
+    """
+
+    WEIGHTS = ("w",)
+
+    def build_weights(self, input_dim):
+        self.w = self.add_bounded_weight("w", (input_dim, self.units))
+        self.track_regularizer_strengths()
+
+    @property
+    def W(self):
+        return self.applied("w")
+
+    def _apply(self, inputs, w):
+        raise NotImplementedError
+
+    def call(self, inputs):
+        w = self.W
+        self.add_input_penalty(inputs, {"w": w})
+        return self._apply(inputs, w)
+
+    def effective_weights(self):
+        return {"W": _to_numpy(self.W)}
 
 
-@keras.saving.register_keras_serializable(package="nalu_keras")
-class NAU(_BoundedUnit):
-    """The neural addition unit (NAU) of Madsen & Johansen (2020).
-
-    A linear map without bias whose weight is used as is and kept in [-1, 1]:
-
-        y = x @ W,   W ∈ [-1, 1]
-
-    With W ∈ {-1, 0, 1} it adds and subtracts selected inputs exactly, at any
-    magnitude. Compared with the NAC (W = tanh(Ŵ) ⊙ σ(M̂)) its gradient does
-    not vanish near the solution. The paper pairs it with the `Sparsity`
-    regularizer, ramped up by `LinearWarmupSchedule`.
-
+# The arguments, shapes and attributes of NAU and NMU (`_SingleWeightUnit`),
+# documented once; each docstring fills in its default initializer.
+_SINGLE_WEIGHT_ARGS = """
     Args:
         units: positive int, dimensionality of the output.
         weight_bounds: how W is kept in range. `"project"` (default, the
@@ -247,11 +253,10 @@ class NAU(_BoundedUnit):
             penalty (default 1.0; only used with `"clamp"`).
         input_regularizer: None (default) or an `InputRegularizer`: the R_z
             penalty on the mean input of each batch, added with `add_loss`.
-        w_initializer: initializer of W (default `NAUUniform()`:
-            U[−r, r], r = min(0.5, √3 · √(2 / (fan_in + fan_out)))).
+        w_initializer: {w_initializer}
         w_regularizer: optional regularizer of W (e.g. `Sparsity`).
         w_constraint: optional constraint of W (see `weight_bounds`).
-        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+        **kwargs: base `keras.layers.Layer` arguments{kwargs_note}.
 
     Input shape:
         N-D tensor with shape `(batch_size, ..., input_dim)`, N >= 2.
@@ -262,16 +267,36 @@ class NAU(_BoundedUnit):
     Attributes:
         w: the weight W, shape `(input_dim, units)`.
         W: W as the forward pass uses it (clamped with `"clamp"`).
+"""
 
+
+@keras.saving.register_keras_serializable(package="nalu_keras")
+class NAU(_SingleWeightUnit):
+    __doc__ = """The neural addition unit (NAU) of Madsen & Johansen (2020).
+
+    A linear map without bias whose weight is used as is and kept in [-1, 1]:
+
+        y = x @ W,   W ∈ [-1, 1]
+
+    With W ∈ {{-1, 0, 1}} it adds and subtracts selected inputs exactly, at any
+    magnitude. Compared with the NAC (W = tanh(Ŵ) ⊙ σ(M̂)) its gradient does
+    not vanish near the solution. The paper pairs it with the `Sparsity`
+    regularizer, ramped up by `LinearWarmupSchedule`.
+{args}
     Example:
 
     >>> layer = NAU(1)
     >>> layer.build((None, 3))
     >>> layer.w.assign([[1.0], [-1.0], [0.0]])
     >>> layer(np.array([[5e6, 2e6, 7.0]]))  # [[3e6]]
-    """
+    """.format(
+        args=_SINGLE_WEIGHT_ARGS.format(
+            w_initializer="initializer of W (default `NAUUniform()`:\n"
+            "            U[−r, r], r = min(0.5, √3 · √(2 / (fan_in + fan_out)))).",
+            kwargs_note=" (`name`, `dtype`, ...)",
+        )
+    )
 
-    WEIGHTS = ("w",)
     BOUNDS = {"w": NAU_BOUNDS}
     INPUT_PENALTY = {"w": "nau"}
     initial_state_value = 0.0
@@ -280,26 +305,13 @@ class NAU(_BoundedUnit):
     def _default_initializers(cls):
         return {"w": NAUUniform}
 
-    def build_weights(self, input_dim):
-        self.w = self.add_bounded_weight("w", (input_dim, self.units))
-        self.track_regularizer_strengths()
-
-    @property
-    def W(self):
-        return self.applied("w")
-
-    def call(self, inputs):
-        w = self.W
-        self.add_input_penalty(inputs, {"w": w})
+    def _apply(self, inputs, w):
         return keras.ops.matmul(inputs, w)
-
-    def effective_weights(self):
-        return {"W": _to_numpy(self.W)}
 
 
 @keras.saving.register_keras_serializable(package="nalu_keras")
-class NMU(_BoundedUnit):
-    """The neural multiplication unit (NMU) of Madsen & Johansen (2020).
+class NMU(_SingleWeightUnit):
+    __doc__ = """The neural multiplication unit (NMU) of Madsen & Johansen (2020).
 
     Each output is a product of selected inputs, W kept in [0, 1]:
 
@@ -309,46 +321,21 @@ class NMU(_BoundedUnit):
     Unlike the log-space NAC• it works on the inputs themselves, so negative
     inputs give the right sign and a zero input gives an exact zero; it
     cannot divide.
-
-    Args:
-        units: positive int, dimensionality of the output.
-        weight_bounds: how W is kept in range. `"project"` (default, the
-            paper): W is clipped back into range after every optimizer step
-            by a `Clip` constraint (an explicit `w_constraint` replaces it).
-            `"clamp"`: the forward pass uses clip(W) and an out-of-bounds
-            penalty oob_strength · mean(relu(low − W) + relu(W − high)) is
-            added as a regularization loss (its `OutOfBounds` regularizer is
-            in `bounds_regularizers`, schedulable). `"none"`: W is not kept
-            in range (for ablations).
-        oob_strength: finite float >= 0, the initial strength of that
-            penalty (default 1.0; only used with `"clamp"`).
-        input_regularizer: None (default) or an `InputRegularizer`: the R_z
-            penalty on the mean input of each batch, added with `add_loss`.
-        w_initializer: initializer of W (default U[0.25, 0.75], as in the
-            paper's experiments).
-        w_regularizer: optional regularizer of W (e.g. `Sparsity`).
-        w_constraint: optional constraint of W (see `weight_bounds`).
-        **kwargs: base `keras.layers.Layer` arguments.
-
-    Input shape:
-        N-D tensor with shape `(batch_size, ..., input_dim)`, N >= 2.
-
-    Output shape:
-        N-D tensor with shape `(batch_size, ..., units)`.
-
-    Attributes:
-        w: the weight W, shape `(input_dim, units)`.
-        W: W as the forward pass uses it (clamped with `"clamp"`).
-
+{args}
     Example:
 
     >>> layer = NMU(1)
     >>> layer.build((None, 3))
     >>> layer.w.assign([[1.0], [1.0], [0.0]])
     >>> layer(np.array([[-2.0, 3e5, 0.0]]))  # [[-6e5]]
-    """
+    """.format(
+        args=_SINGLE_WEIGHT_ARGS.format(
+            w_initializer="initializer of W (default U[0.25, 0.75], as in the\n"
+            "            paper's experiments).",
+            kwargs_note="",
+        )
+    )
 
-    WEIGHTS = ("w",)
     BOUNDS = {"w": NMU_BOUNDS}
     INPUT_PENALTY = {"w": "nmu"}
     initial_state_value = 1.0
@@ -357,21 +344,8 @@ class NMU(_BoundedUnit):
     def _default_initializers(cls):
         return {"w": _nmu_initializer}
 
-    def build_weights(self, input_dim):
-        self.w = self.add_bounded_weight("w", (input_dim, self.units))
-        self.track_regularizer_strengths()
-
-    @property
-    def W(self):
-        return self.applied("w")
-
-    def call(self, inputs):
-        w = self.W
-        self.add_input_penalty(inputs, {"w": w})
+    def _apply(self, inputs, w):
         return nops.nmu_product(inputs, w)
-
-    def effective_weights(self):
-        return {"W": _to_numpy(self.W)}
 
     def formula_weights(self):
         """W, read by `formula` as the NMU product Π_i (W_ij x_i + 1 − W_ij):
@@ -380,7 +354,7 @@ class NMU(_BoundedUnit):
 
 
 @keras.saving.register_keras_serializable(package="nalu_keras")
-class GatedNAUNMU(_BoundedUnit):
+class GatedNAUNMU(_NALUGate, _BoundedUnit):
     """An NAU and an NMU, with separate weights, mixed by a NALU-style gate.
 
     The gated NAU/NMU of Madsen & Johansen (2020):
@@ -444,18 +418,10 @@ class GatedNAUNMU(_BoundedUnit):
     INPUT_PENALTY = {"w_nau": "nau", "w_nmu": "nmu"}
     initial_state_value = 0.0
     ARITHMETIC_KIND = "gated"
-    GATE_SYMBOL = NALU.GATE_SYMBOL
 
     def __init__(self, units, gate="input", gate_bias=False, **kwargs):
         super().__init__(units, **kwargs)
-        self.gate = check_choice("gate", gate, GATES)
-        self.gate_bias = check_bool("gate_bias", gate_bias)
-        if self.gate_bias and self.gate == "independent":
-            raise ValueError(
-                "`gate_bias=True` has no meaning with gate='independent' (the "
-                "gate is already a learned per-output value); use one or the "
-                "other."
-            )
+        self._set_gate(gate, gate_bias)
 
     @classmethod
     def _default_initializers(cls):
@@ -465,10 +431,7 @@ class GatedNAUNMU(_BoundedUnit):
         shape = (input_dim, self.units)
         self.w_nau = self.add_bounded_weight("w_nau", shape)
         self.w_nmu = self.add_bounded_weight("w_nmu", shape)
-        gate_shape = (self.units,) if self.gate == "independent" else shape
-        self.g = self.add_unit_weight("g", gate_shape)
-        if self.gate_bias:
-            self.g_bias = self.add_unit_weight("g_bias", (self.units,))
+        self._add_gate_weights(shape)
         self.track_regularizer_strengths()
 
     @property
@@ -479,11 +442,8 @@ class GatedNAUNMU(_BoundedUnit):
     def W_nmu(self):
         return self.applied("w_nmu")
 
-    # The gate is NALU's, on the same attributes (gate, g, gate_bias, g_bias).
-    gate_logits = NALU.gate_logits
-    gate_activation = NALU.gate_activation
-    gate_value = NALU.gate_value
-    gate_expressions = NALU.gate_expressions
+    # The gate is NALU's (`_NALUGate`), on the same attributes (gate, g,
+    # gate_bias, g_bias): gate_logits, gate_activation, gate_value.
 
     def call(self, inputs):
         w_nau, w_nmu = self.W_nau, self.W_nmu
@@ -494,9 +454,7 @@ class GatedNAUNMU(_BoundedUnit):
 
     def effective_weights(self):
         weights = {"W_nau": _to_numpy(self.W_nau), "W_nmu": _to_numpy(self.W_nmu)}
-        if self.gate == "independent":
-            weights["gate"] = _to_numpy(self.gate_activation(self.g))
-        return weights
+        return {**weights, **self._gate_effective_weights()}
 
     def formula_weights(self):
         """W_nau (the sum), W_nmu (read as the NMU product

@@ -7,7 +7,11 @@ import keras
 import numpy as np
 
 from nalu_keras import ops as nops
-from nalu_keras.layers.base import ArithmeticUnit, check_choice, check_positive
+from nalu_keras.layers.base import (
+    ArithmeticUnit,
+    check_choice,
+    check_optional_positive,
+)
 
 GATE_GRADIENTS = ("straight_through", "blocked")
 
@@ -38,7 +42,7 @@ class _PowerUnit(ArithmeticUnit):
         if self.GATED:
             gate_gradient = kwargs.pop("gate_gradient", "straight_through")
         super().__init__(units, **kwargs)
-        self.epsilon = None if epsilon is None else check_positive("epsilon", epsilon)
+        self.epsilon = check_optional_positive("epsilon", epsilon)
         if self.GATED:
             self.gate_gradient = check_choice("gate_gradient", gate_gradient, GATE_GRADIENTS)
 

@@ -1,0 +1,87 @@
+"""Argument checks shared by layers, regularizers, constraints and callbacks.
+
+Each returns the normalized value or raises a ValueError that names the
+argument and shows the bad value.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+
+def check_units(units):
+    """Return `units` if it is a positive int, else raise a ValueError naming it."""
+    if isinstance(units, bool) or not isinstance(units, numbers.Integral) or units <= 0:
+        raise ValueError(
+            f"Received an invalid value for argument `units`, expected a "
+            f"positive integer, got {units!r}."
+        )
+    return int(units)
+
+
+def check_bool(name, value):
+    """Return `value` as bool if it is True or False, else raise."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`, expected True "
+            f"or False, got {value!r}."
+        )
+    return bool(value)
+
+
+def check_number(name, value, minimum=None, strict=False, integer=False):
+    """Return `value` as float (int with `integer`) if it is a finite real
+    number (an integer with `integer`; never a bool) and, with `minimum`,
+    >= `minimum` (> `minimum` when `strict`); else raise a ValueError naming
+    the argument: "Received an invalid value for argument `name`, expected a
+    finite number[ >= minimum], got value."
+    """
+    kind = numbers.Integral if integer else numbers.Real
+    valid = (
+        not isinstance(value, bool)
+        and isinstance(value, kind)
+        and math.isfinite(value)
+    )
+    if valid and minimum is not None:
+        valid = value > minimum if strict else value >= minimum
+    if not valid:
+        what = "an integer" if integer else "a finite number"
+        bound = "" if minimum is None else f" {'>' if strict else '>='} {minimum}"
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`, expected "
+            f"{what}{bound}, got {value!r}."
+        )
+    return int(value) if integer else float(value)
+
+
+def check_finite(name, value):
+    """Return `value` as float if it is a finite number, else raise."""
+    return check_number(name, value)
+
+
+def check_non_negative(name, value):
+    """Return `value` as float if it is a finite number >= 0, else raise."""
+    return check_number(name, value, minimum=0)
+
+
+def check_positive(name, value):
+    """Return `value` as float if it is a finite number > 0, else raise."""
+    return check_number(name, value, minimum=0, strict=True)
+
+
+def check_optional_positive(name, value):
+    """None for None, else `check_positive(name, value)`."""
+    return None if value is None else check_positive(name, value)
+
+
+def check_choice(name, value, choices):
+    """Return `value` if it is one of `choices`, else raise listing them."""
+    if value not in choices:
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`: {value!r}. "
+            f"Expected one of {', '.join(repr(c) for c in choices)}."
+        )
+    return value
