@@ -75,6 +75,7 @@ def test_identity_writes_curve_and_figure(tmp_path):
         (["recurrent", "--models", "ReLU6"], "unknown recurrent model 'ReLU6'"),
         (["identity", "--models", "Swish"], "unknown activation 'Swish'"),
         (["static", "--ranges", "wide"], "unknown range preset 'wide'"),
+        (["static", "--ranges", "U[1,2]:U[oops]"], "Cannot parse value range"),
         (["static", "--steps", "0"], "positive integer"),
         (["static", "--steps", "many"], "positive integer"),
         (["recurrent", "--seeds", "-3"], "positive integer"),

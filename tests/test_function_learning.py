@@ -90,3 +90,14 @@ def test_nalu_extrapolates_multiplication_on_some_seeds_and_relu6_never():
     assert 1 <= len(solved) < 6
     assert min(r["extrap_norm"] for r in solved) < 1e-3
     assert not any(r["extrap_solved"] for r in relu6)
+
+
+def test_ranges_accept_presets_and_explicit_pairs_with_unions():
+    assert small_config(ranges="madsen").interp_range == "U[1,2]"
+    config = small_config(ranges="U[-2,2]:[-6,-2]u[2,6]")
+    assert (config.interp_range, config.extrap_range) == ("U[-2,2]", "U[-6,-2]∪U[2,6]")
+    x, _ = fl.make_data(config, "add", "extrap", 500, seed=0)
+    assert np.all(np.abs(x) >= 2) and np.all(np.abs(x) <= 6) and x.min() < 0 < x.max()
+    for bad in ("wide", "U[1,2]", "U[1,2]:U[2,6]:U[6,7]", "U[1,2]:nonsense"):
+        with pytest.raises(ValueError):
+            small_config(ranges=bad)

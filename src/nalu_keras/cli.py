@@ -207,7 +207,8 @@ def build_parser():
             "100·MSE/MSE(untrained model).")
         p.add_argument("--ops", type=_csv_list, help="add,sub,mul,div,squared,root (default all)")
         p.add_argument("--models", type=_csv_list, help=f"default {models}")
-        p.add_argument("--ranges", help="range preset: default (U[0,1]->U[1,5]) or madsen (U[1,2]->U[2,6])")
+        p.add_argument("--ranges", help="a preset, default (U[0,1] -> U[1,5]) or madsen (U[1,2] -> U[2,6]), "
+                       "or an explicit 'INTERP:EXTRAP' pair, e.g. 'U[-2,2]:[-6,-2]u[2,6]'")
         _common(p, "results")
         p.set_defaults(func=cmd_function)
 

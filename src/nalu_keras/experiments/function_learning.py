@@ -104,23 +104,36 @@ class FunctionLearningConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.ranges not in RANGE_PRESETS:
-            raise ValueError(
-                f"unknown range preset {self.ranges!r}; expected one of {', '.join(RANGE_PRESETS)}"
-            )
+        self._range_pair()  # validates the preset name or the explicit pair
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
         if any(length <= 0 for length in self.test_lengths):
             raise ValueError(f"test lengths must be positive, got {self.test_lengths!r}")
         self.task("add")  # validates the subset arithmetic
 
+    def _range_pair(self):
+        """(interpolation, extrapolation) ranges as canonical strings.
+
+        `ranges` is a preset name or an explicit "INTERP:EXTRAP" pair such as
+        "U[-2,2]:U[-6,-2]∪U[2,6]" (unions allowed on either side).
+        """
+        if self.ranges in RANGE_PRESETS:
+            return RANGE_PRESETS[self.ranges]
+        parts = str(self.ranges).split(":")
+        if len(parts) != 2:
+            raise ValueError(
+                f"unknown range preset {self.ranges!r}; expected one of "
+                f"{', '.join(RANGE_PRESETS)} or an 'INTERP:EXTRAP' pair like 'U[1,2]:U[2,6]'"
+            )
+        return tuple(str(ValueRange.parse(part)) for part in parts)
+
     @property
     def interp_range(self):
-        return RANGE_PRESETS[self.ranges][0]
+        return self._range_pair()[0]
 
     @property
     def extrap_range(self):
-        return RANGE_PRESETS[self.ranges][1]
+        return self._range_pair()[1]
 
     def task(self, op):
         return ArithmeticTask(op, self.input_size, self.subset_ratio, self.overlap_ratio,
