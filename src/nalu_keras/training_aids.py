@@ -27,6 +27,7 @@ import numpy as np
 
 from nalu_keras.layers.base import ArithmeticUnit
 from nalu_keras.layers.inalu import PHASE_ALL, PHASE_GATE, PHASE_WEIGHTS, iNALU
+from nalu_keras.validation import check_number
 
 
 def inalu_optimizer(learning_rate=1e-2, clipvalue=0.1, **kwargs):
@@ -65,12 +66,7 @@ def _sync(model):
 
 
 def _check_count(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(
-            f"Received an invalid value for argument `{name}`, expected an "
-            f"integer >= {minimum}, got {value!r}."
-        )
-    return int(value)
+    return check_number(name, value, minimum=minimum, integer=True)
 
 
 class _UnitCallback(keras.callbacks.Callback):

@@ -61,6 +61,7 @@ import numbers
 import numpy as np
 
 from nalu_keras.tasks.arithmetic import ArithmeticTask, ValueRange
+from nalu_keras.validation import check_number
 
 # Domain separation: the training-data key of a seed is fold_in(key(seed), tag),
 # so it is unrelated to any other use of `jax.random.key(seed)`.
@@ -91,12 +92,7 @@ def _check_backend():
 
 
 def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(
-            f"Received an invalid value for argument `{name}`, expected an "
-            f"integer >= {minimum}, got {value!r}."
-        )
-    return int(value)
+    return check_number(name, value, minimum=minimum, integer=True)
 
 
 def _check_seeds(seeds):
@@ -114,14 +110,7 @@ def _check_seeds(seeds):
 
 
 def _check_float(name, value, minimum=None, strict=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"Received an invalid value for argument `{name}`, expected a finite number, got {value!r}.")
-    if minimum is not None and (value <= minimum if strict else value < minimum):
-        raise ValueError(
-            f"Received an invalid value for argument `{name}`, expected a number "
-            f"{'>' if strict else '>='} {minimum}, got {value!r}."
-        )
-    return float(value)
+    return check_number(name, value, minimum=minimum, strict=strict)
 
 
 # ---------------------------------------------------------------------------
