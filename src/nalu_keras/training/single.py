@@ -178,8 +178,6 @@ def train_single(
     Returns:
         A `TrainResult`.
     """
-    import keras
-
     task = _check_task(task)
     seeds = _check_seeds(seeds)
     steps = _check_int("steps", steps, 0)
