@@ -13,6 +13,7 @@ QUICK = {
     "static": dict(seeds=3, steps=3000, eval_size=1000, pool_size=8192, baseline_models=4),
     "recurrent": dict(ops=("add", "sub", "mul"), seeds=2, steps=1500, eval_size=500,
                       pool_size=4096, baseline_models=4),
+    "bench": dict(seeds=8, steps=3000, log_every=250),
 }
 
 
@@ -174,6 +175,70 @@ def cmd_reproduce(args):
     return 0
 
 
+def _unit_list(text):
+    """Comma-separated units; a piece "σ"/"sigma" joins the previous one (NAC•,σ)."""
+    units = []
+    for piece in (p.strip() for p in text.split(",")):
+        if not piece:
+            continue
+        if piece.lower() in ("σ", "sigma") and units:
+            units[-1] = units[-1] + "," + piece
+        else:
+            units.append(piece)
+    return tuple(units)
+
+
+def _range_list(text):
+    """A sweep name or 'INTERP:EXTRAP' pairs separated by ';'."""
+    return tuple(p.strip() for p in text.split(";") if p.strip())
+
+
+def bench_config(args):
+    from nalu_keras.experiments.benchmark import BenchConfig
+
+    if args.seeds is not None and args.seeds <= 0:
+        raise CLIError(f"--seeds must be a positive integer, got {args.seeds}")
+    fields = {"schedule": args.schedule}
+    if args.quick:
+        fields.update(QUICK["bench"])
+    overrides = {}
+    for arg, field, parse in (("units", "units", _unit_list), ("ops", "ops", _csv_list),
+                              ("ranges", "ranges", _range_list)):
+        text = getattr(args, arg)
+        if text is not None:
+            try:
+                overrides[field] = parse(text)
+            except argparse.ArgumentTypeError:
+                overrides[field] = ()
+            if not overrides[field]:
+                raise CLIError(f"--{arg} is empty")
+    overrides.update(_overrides(args, {"seeds": "seeds", "steps": "steps",
+                                       "log_every": "log_every", "lr": "learning_rate"}))
+    return _make_config(BenchConfig, fields, overrides)
+
+
+def cmd_bench(args):
+    from nalu_keras.experiments import benchmark
+
+    config = bench_config(args)
+    out = prepare_out_dir(args.out)
+    start = time.perf_counter()
+    configurations = config.configurations()
+    try:
+        with _progress(len(configurations), "bench", "config") as bar:
+            def advance(unit, op, pair, skipped):
+                bar.set_postfix_str(f"{unit} {op} {pair}" + (" (done before)" if skipped else ""))
+                bar.update(1)
+
+            benchmark.run(config, out, progress=advance)
+        table, paths = benchmark.write_report(config, out)
+    except ValueError as error:
+        raise CLIError(str(error))
+    _report(f"Madsen & Johansen benchmark ({config.schedule}, {config.total_steps} steps, "
+            f"{config.seeds} seeds)", table, paths, time.perf_counter() - start)
+    return 0
+
+
 # -- parser -------------------------------------------------------------------
 def _common(parser, default_out):
     parser.add_argument("--steps", type=_positive_int, help="training steps per model")
@@ -211,6 +276,28 @@ def build_parser():
                        "or an explicit 'INTERP:EXTRAP' pair, e.g. 'U[-2,2]:[-6,-2]u[2,6]'")
         _common(p, "results")
         p.set_defaults(func=cmd_function)
+
+    bench = sub.add_parser(
+        "bench", help="Madsen & Johansen's arithmetic benchmark (100 -> 2 -> 1, many seeds)",
+        description="Trains every (unit, op, range pair) with all seeds at once (JAX), "
+        "scores success / solved-at / sparsity error, and writes bench_*.csv, bench_table.md, "
+        "bench_success.png and bench_curves.png. Resumable: finished configurations in --out "
+        "are skipped.")
+    bench.add_argument("--units", help="NAU,NMU,NAC+,NAC•,NAC•,σ,NALU,Linear (ASCII: NAC*, NAC*sigma; "
+                       "default NAU,NMU)")
+    bench.add_argument("--ops", help="add,sub,mul,div,squared,root (default add,mul)")
+    bench.add_argument("--ranges", help="'INTERP:EXTRAP' pairs separated by ';' or the sweep "
+                       "'madsen' (7 pairs); default 'U[1,2]:U[2,6]'")
+    bench.add_argument("--seeds", type=int, help="seeds per configuration (default 100)")
+    bench.add_argument("--schedule", default="fast",
+                       help="fast (5e4 steps) or paper (5e6 steps); default fast")
+    bench.add_argument("--steps", type=int, help="override the schedule's steps "
+                       "(the sparsity warm-up is scaled along)")
+    bench.add_argument("--log-every", dest="log_every", type=int, help="log every N steps (default 1000)")
+    bench.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
+    bench.add_argument("--quick", action="store_true", help="8 seeds, 3000 steps")
+    bench.add_argument("--out", default="results", help="output directory (default ./results)")
+    bench.set_defaults(func=cmd_bench)
 
     reproduce = sub.add_parser(
         "reproduce", help="Fig. 1 and Table 1 (static and recurrent) in one go",

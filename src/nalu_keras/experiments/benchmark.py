@@ -1,0 +1,607 @@
+"""The Madsen & Johansen (2020) arithmetic benchmark, many seeds at once.
+
+Static task: x ∈ R^100, a and b sums of two overlapping subsets, t = op(a, b)
+(see `tasks.arithmetic`). A model is two units, 100 → 2 → 1, trained with
+Adam (lr 1e-3, batch 128, a fresh batch every step) by
+`training.vectorized.train_vectorized`, every seed of one configuration in
+one compiled program. One *configuration* is (unit, op, range pair).
+
+Per seed (see `score_seed`):
+* model selection: the logged step with the lowest validation
+  (interpolation) MSE (`evaluation.select_best`);
+* success: extrapolation MSE at that step below `evaluation.success_threshold`
+  of the task and extrapolation range (Monte Carlo, cached in
+  `<out>/bench_thresholds.json`); a range on which no finite threshold exists
+  (e.g. root of negative sums) gives threshold NaN and no success;
+* solved-at: first logged step whose extrapolation MSE is below it;
+* sparsity error: `evaluation.sparsity_error` of the **final** weights (step
+  `steps`), not of the selected step: the trainer keeps only the final
+  weights. The column `sparsity_step` says so. NaN for "Linear" (no
+  arithmetic unit).
+
+Models ("unit" names): NAU (NAU → NAU), NMU (NAU → NMU), NAC+ (NAC → NAC),
+NAC• (NAC → MulNAC), NAC•,σ (NAC → SigmoidMulNAC), NALU (NALU → NALU),
+Linear (Dense → Dense, no bias). NAU and NMU carry `Sparsity` regularizers on
+both layers whose strength follows the paper's linear warm-up:
+
+    schedule  steps   NMU model                  NAU model
+    fast      5e4     λ̂ = 10, 2e4 → 3.5e4        λ̂ = 0.01, 5e3 → 5e4
+    paper     5e6     λ̂ = 10, 1e6 → 2e6          λ̂ = 0.01, 5e3 → 5e4
+
+("fast" is the Primer benchmark's compression.) When `steps` is set to
+something other than the schedule's default, the warm-up steps are scaled by
+steps / default steps, so a short run still sees the whole warm-up.
+
+Resumability: after each configuration its rows are appended to
+`<out>/bench_runs.csv` and `<out>/bench_curves.csv` (flushed and fsynced),
+then the configuration is recorded in `<out>/bench_done.json` (written to a
+temporary file and renamed). On a new run, rows of configurations not
+recorded as done (an interruption mid-write) are removed first, so an
+interrupted configuration is recomputed from scratch without duplicates;
+done configurations are skipped. The json also stores the run settings
+(schedule, steps, seeds, ...); reusing a directory with other settings is an
+error.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import tempfile
+
+import numpy as np
+
+from nalu_keras.evaluation import (
+    is_success,
+    select_best,
+    solved_at,
+    sparsity_error,
+    success_threshold,
+    summarize_runs,
+)
+from nalu_keras.reporting import (
+    format_number,
+    markdown_table,
+    pyplot,
+    save_figure,
+    text_table,
+)
+from nalu_keras.tasks import OPERATIONS, ArithmeticTask, ValueRange
+from nalu_keras.tasks.arithmetic import OP_SYMBOLS
+
+UNITS = ("NAU", "NMU", "NAC+", "NAC•", "NAC•,σ", "NALU", "Linear")
+# ASCII spellings accepted for the unit names (case-insensitive).
+UNIT_ALIASES = {
+    "nau": "NAU", "nmu": "NMU", "nac+": "NAC+", "nacadd": "NAC+", "nac": "NAC+",
+    "nac•": "NAC•", "nac*": "NAC•", "nacmul": "NAC•",
+    "nac•,σ": "NAC•,σ", "nac•σ": "NAC•,σ", "nac*,sigma": "NAC•,σ", "nac*sigma": "NAC•,σ",
+    "nacsigma": "NAC•,σ", "nac•,sigma": "NAC•,σ", "nalu": "NALU", "linear": "Linear",
+}
+
+DEFAULT_RANGES = ("U[1,2]:U[2,6]",)
+RANGE_SWEEPS = {
+    "madsen": (
+        "U[-2,-1]:U[-6,-2]",
+        "U[-2,2]:U[-6,-2]∪U[2,6]",
+        "U[0,1]:U[1,5]",
+        "U[0.1,0.2]:U[0.2,2]",
+        "U[1,2]:U[2,6]",
+        "U[1.1,1.2]:U[1.2,6]",
+        "U[10,20]:U[20,40]",
+    ),
+    "default": DEFAULT_RANGES,
+}
+
+# schedule -> (default steps, default log_every, {unit: (λ̂, start, end)})
+SCHEDULES = {
+    "fast": (50_000, 1_000, {"NMU": (10.0, 20_000, 35_000), "NAU": (0.01, 5_000, 50_000)}),
+    "paper": (5_000_000, 1_000, {"NMU": (10.0, 1_000_000, 2_000_000), "NAU": (0.01, 5_000, 50_000)}),
+}
+
+RUNS_FILE = "bench_runs.csv"
+CURVES_FILE = "bench_curves.csv"
+DONE_FILE = "bench_done.json"
+THRESHOLD_FILE = "bench_thresholds.json"
+TABLE_FILE = "bench_table.md"
+SUCCESS_PNG = "bench_success.png"
+CURVES_PNG = "bench_curves.png"
+
+RUN_COLUMNS = (
+    "unit", "op", "range", "interp_range", "extrap_range", "seed", "steps", "schedule",
+    "threshold", "selected_step", "selected_interp_mse", "extrapolation_mse", "success",
+    "solved_at", "sparsity_error", "sparsity_step", "final_extrap_mse",
+)
+CURVE_COLUMNS = ("unit", "op", "range", "seed", "step", "train_loss", "interp_mse", "extrap_mse")
+
+
+def canonical_unit(name):
+    """The canonical unit name of `name` (or an ASCII alias); ValueError if unknown."""
+    if name in UNITS:
+        return name
+    canonical = UNIT_ALIASES.get(str(name).strip().lower().replace(" ", ""))
+    if canonical is None:
+        raise ValueError(f"unknown unit {name!r}; expected one of {', '.join(UNITS)} "
+                         "(ASCII: NAC*, NAC*sigma)")
+    return canonical
+
+
+def parse_range_pair(text):
+    """'INTERP:EXTRAP' -> (interp, extrap) canonical strings; ValueError if bad."""
+    pieces = str(text).split(":")
+    if len(pieces) != 2:
+        raise ValueError(f"bad range pair {text!r}; expected 'INTERP:EXTRAP', e.g. 'U[1,2]:U[2,6]'")
+    try:
+        interp, extrap = (ValueRange.parse(p) for p in pieces)
+    except ValueError as error:
+        raise ValueError(f"bad range pair {text!r}: {error}") from None
+    return str(interp), str(extrap)
+
+
+def expand_ranges(ranges):
+    """A sweep name, a pair, or a sequence of pairs -> tuple of canonical pairs."""
+    if isinstance(ranges, str):
+        ranges = RANGE_SWEEPS.get(ranges, (ranges,))
+    out = []
+    for item in ranges:
+        for pair in RANGE_SWEEPS.get(item, (item,)):
+            pair = "%s:%s" % parse_range_pair(pair)
+            if pair not in out:
+                out.append(pair)
+    if not out:
+        raise ValueError("no range pair given")
+    return tuple(out)
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchConfig:
+    """One benchmark sweep: every (unit, op, range pair) with `seeds` seeds."""
+
+    units: tuple = ("NAU", "NMU")
+    ops: tuple = ("add", "mul")
+    ranges: tuple = DEFAULT_RANGES
+    seeds: int = 100
+    schedule: str = "fast"
+    steps: int | None = None
+    log_every: int | None = None
+    learning_rate: float = 1e-3
+    batch_size: int = 128
+    hidden: int = 2
+    input_size: int = 100
+    task_seed: int = 0
+    eval_size: int = 10_000
+    threshold_samples: int = 1_000_000
+
+    def __post_init__(self):
+        units = (self.units,) if isinstance(self.units, str) else tuple(self.units)
+        object.__setattr__(self, "units", tuple(dict.fromkeys(canonical_unit(u) for u in units)))
+        ops = (self.ops,) if isinstance(self.ops, str) else tuple(self.ops)
+        for op in ops:
+            if op not in OPERATIONS:
+                raise ValueError(f"unknown op {op!r}; expected one of {', '.join(OPERATIONS)}")
+        object.__setattr__(self, "ops", tuple(dict.fromkeys(ops)))
+        if not self.units or not self.ops:
+            raise ValueError("at least one unit and one op are needed")
+        object.__setattr__(self, "ranges", expand_ranges(self.ranges))
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; expected one of {', '.join(SCHEDULES)}")
+        for name in ("seeds", "batch_size", "hidden", "input_size", "eval_size", "threshold_samples"):
+            _positive_int(name, getattr(self, name))
+        for name in ("steps", "log_every"):
+            if getattr(self, name) is not None:
+                _positive_int(name, getattr(self, name))
+        if isinstance(self.learning_rate, bool) or not (
+            isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0
+        ):
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        ArithmeticTask("add", input_size=self.input_size, seed=self.task_seed)
+
+    @property
+    def total_steps(self):
+        return self.steps if self.steps is not None else SCHEDULES[self.schedule][0]
+
+    @property
+    def log_interval(self):
+        return self.log_every if self.log_every is not None else SCHEDULES[self.schedule][1]
+
+    def configurations(self):
+        """[(unit, op, range pair)] in sweep order (range, op, unit)."""
+        return [(u, o, r) for r in self.ranges for o in self.ops for u in self.units]
+
+    def warmup(self, unit):
+        """(λ̂, start, end) of `unit`'s sparsity warm-up, or None; scaled to `steps`."""
+        default_steps, _, table = SCHEDULES[self.schedule]
+        if unit not in table:
+            return None
+        strength, start, end = table[unit]
+        if self.total_steps != default_steps:
+            scale = self.total_steps / default_steps
+            start = int(round(start * scale))
+            end = max(int(round(end * scale)), start + 1)
+        return strength, start, end
+
+    def settings(self):
+        """What must match to resume into an output directory."""
+        return {
+            "schedule": self.schedule, "steps": self.total_steps, "log_every": self.log_interval,
+            "seeds": self.seeds, "learning_rate": self.learning_rate, "batch_size": self.batch_size,
+            "hidden": self.hidden, "input_size": self.input_size, "task_seed": self.task_seed,
+            "eval_size": self.eval_size, "threshold_samples": self.threshold_samples,
+        }
+
+    def task(self, op):
+        return ArithmeticTask(op, input_size=self.input_size, seed=self.task_seed)
+
+
+# -- models -------------------------------------------------------------------
+def model_builder(unit, config):
+    """A function () -> a built 100 → hidden → 1 Keras model of `unit`."""
+    import keras
+
+    from nalu_keras.layers import NAC, NALU, NAU, NMU, MulNAC, SigmoidMulNAC
+    from nalu_keras.regularizers import Sparsity
+
+    unit = canonical_unit(unit)
+    sparse = config.warmup(unit) is not None
+
+    def reg():
+        return {"w_regularizer": Sparsity(0.0)} if sparse else {}
+
+    layers = {
+        "NAU": lambda: (NAU(config.hidden, **reg()), NAU(1, **reg())),
+        "NMU": lambda: (NAU(config.hidden, **reg()), NMU(1, **reg())),
+        "NAC+": lambda: (NAC(config.hidden), NAC(1)),
+        "NAC•": lambda: (NAC(config.hidden), MulNAC(1)),
+        "NAC•,σ": lambda: (NAC(config.hidden), SigmoidMulNAC(1)),
+        "NALU": lambda: (NALU(config.hidden), NALU(1)),
+        "Linear": lambda: (keras.layers.Dense(config.hidden, use_bias=False),
+                           keras.layers.Dense(1, use_bias=False)),
+    }[unit]
+
+    def build():
+        first, second = layers()
+        return keras.Sequential([keras.Input((config.input_size,)), first, second])
+
+    return build
+
+
+def strengths_for(unit, config):
+    from nalu_keras.training.vectorized import linear_warmup
+
+    warm = config.warmup(unit)
+    if warm is None:
+        return None
+    return linear_warmup("sparsity_strength", *warm)
+
+
+# -- scoring ------------------------------------------------------------------
+def score_seed(steps, interp_mse, extrap_mse, threshold):
+    """Model selection, success and solved-at of one seed's logged curves.
+
+    `threshold` may be NaN (no finite threshold): then no success.
+    """
+    selection = select_best(steps, interp_mse, extrap_mse)
+    valid = threshold is not None and math.isfinite(threshold)
+    return {
+        "selected_step": selection.step,
+        "selected_interp_mse": selection.interpolation_mse,
+        "extrapolation_mse": selection.extrapolation_mse,
+        "success": bool(valid and is_success(selection.extrapolation_mse, threshold)),
+        "solved_at": solved_at(steps, extrap_mse, threshold) if valid else None,
+    }
+
+
+def score_result(result, threshold, model=None):
+    """{seed: score dict} for a `TrainResult`-like object (`.rows`, `.seeds`).
+
+    With `model` (built by the same builder) and a result that has
+    `assign_to`, adds the sparsity error of each seed's final weights.
+    """
+    scores = {}
+    for seed in result.seeds:
+        rows = sorted((r for r in result.rows if r["seed"] == seed), key=lambda r: r["step"])
+        steps = [r["step"] for r in rows]
+        score = score_seed(steps, [r["interp_mse"] for r in rows], [r["extrap_mse"] for r in rows], threshold)
+        score["final_extrap_mse"] = rows[-1]["extrap_mse"]
+        score["sparsity_error"] = math.nan
+        score["sparsity_step"] = steps[-1]
+        if model is not None and hasattr(result, "assign_to"):
+            try:
+                score["sparsity_error"] = sparsity_error(result.assign_to(model, seed))
+            except ValueError:  # no arithmetic unit (Linear)
+                pass
+        scores[seed] = score
+    return scores
+
+
+def threshold_for(config, op, extrap, out):
+    try:
+        return success_threshold(config.task(op), extrap, samples=config.threshold_samples,
+                                 cache_path=os.path.join(out, THRESHOLD_FILE))
+    except ValueError:
+        return math.nan
+
+
+def run_configuration(config, unit, op, pair, out):
+    """Train every seed of one configuration; returns (run rows, curve rows)."""
+    from nalu_keras.training.vectorized import train_vectorized
+
+    interp, extrap = parse_range_pair(pair)
+    build = model_builder(unit, config)
+    result = train_vectorized(
+        build, config.task(op), list(range(config.seeds)), config.total_steps,
+        interpolation_range=interp, extrapolation_range=extrap, batch_size=config.batch_size,
+        learning_rate=config.learning_rate, log_every=config.log_interval,
+        strengths=strengths_for(unit, config), validation_size=config.eval_size,
+        test_size=config.eval_size,
+    )
+    threshold = threshold_for(config, op, extrap, out)
+    scores = score_result(result, threshold, model=build())
+    base = {"unit": unit, "op": op, "range": pair}
+    runs = []
+    for seed in result.seeds:
+        row = dict(base, interp_range=interp, extrap_range=extrap, seed=seed,
+                   steps=config.total_steps, schedule=config.schedule, threshold=threshold)
+        row.update(scores[seed])
+        runs.append({c: row[c] for c in RUN_COLUMNS})
+    curves = [dict(base, **{c: r[c] for c in CURVE_COLUMNS[3:]}) for r in result.rows]
+    return runs, curves
+
+
+# -- files --------------------------------------------------------------------
+def _key(row):
+    return (row["unit"], row["op"], row["range"])
+
+
+def _write_json_atomic(path, data):
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle, indent=1, ensure_ascii=False)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _read_csv(path):
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _write_csv_atomic(path, rows, columns):
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
+    with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _append_csv(path, rows, columns):
+    new = not os.path.exists(path) or os.path.getsize(path) == 0
+    with open(path, "a", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def load_done(out, config):
+    """The set of completed configuration keys in `out` (checks the settings)."""
+    path = os.path.join(out, DONE_FILE)
+    if not os.path.exists(path):
+        return set()
+    with open(path, encoding="utf-8") as handle:
+        data = json.load(handle)
+    if data.get("done") and data.get("settings") != config.settings():
+        raise ValueError(
+            f"{out!r} holds benchmark results with other settings ({data.get('settings')}); "
+            "use another output directory"
+        )
+    return {tuple(key) for key in data.get("done", [])}
+
+
+def _save_done(out, config, done):
+    _write_json_atomic(os.path.join(out, DONE_FILE),
+                       {"settings": config.settings(), "done": [list(k) for k in sorted(done)]})
+
+
+def _compact(path, columns, done, unique):
+    """Drop rows of unfinished configurations and duplicates; rewrite if needed."""
+    rows = _read_csv(path)
+    kept, seen = [], set()
+    for row in rows:
+        if None in row or any(row.get(c) is None for c in columns):
+            continue  # a truncated line
+        if _key(row) not in done:
+            continue
+        ident = tuple(row[c] for c in unique)
+        if ident in seen:
+            continue
+        seen.add(ident)
+        kept.append(row)
+    if len(kept) != len(rows) or (rows and list(rows[0]) != list(columns)):
+        _write_csv_atomic(path, kept, columns)
+
+
+def run(config, out, progress=None, after_config=None):
+    """Run every configuration not yet done in `out`.
+
+    `progress(unit, op, pair, skipped)` after each configuration;
+    `after_config(unit, op, pair)` after each newly computed configuration
+    has been committed (a test hook). Returns the list of computed keys.
+    """
+    os.makedirs(out, exist_ok=True)
+    done = load_done(out, config)
+    runs_path, curves_path = os.path.join(out, RUNS_FILE), os.path.join(out, CURVES_FILE)
+    _compact(runs_path, RUN_COLUMNS, done, ("unit", "op", "range", "seed"))
+    _compact(curves_path, CURVE_COLUMNS, done, ("unit", "op", "range", "seed", "step"))
+    _save_done(out, config, done)
+    computed = []
+    for unit, op, pair in config.configurations():
+        key = (unit, op, pair)
+        if key in done:
+            if progress is not None:
+                progress(unit, op, pair, True)
+            continue
+        runs, curves = run_configuration(config, unit, op, pair, out)
+        _append_csv(runs_path, runs, RUN_COLUMNS)
+        _append_csv(curves_path, curves, CURVE_COLUMNS)
+        done.add(key)
+        _save_done(out, config, done)
+        computed.append(key)
+        if progress is not None:
+            progress(unit, op, pair, False)
+        if after_config is not None:
+            after_config(unit, op, pair)
+    return computed
+
+
+# -- reporting ----------------------------------------------------------------
+def _float(text):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def load_runs(out, config=None):
+    """Typed run rows of `out` (only the configurations of `config` if given)."""
+    keys = None if config is None else set(config.configurations())
+    rows = []
+    for row in _read_csv(os.path.join(out, RUNS_FILE)):
+        if keys is not None and _key(row) not in keys:
+            continue
+        row = dict(row)
+        row["seed"] = int(row["seed"])
+        row["success"] = row["success"] == "True"
+        for c in ("threshold", "selected_step", "selected_interp_mse", "extrapolation_mse",
+                  "sparsity_error", "final_extrap_mse", "steps", "sparsity_step"):
+            row[c] = _float(row[c])
+        row["solved_at"] = None if row["solved_at"] in ("", "None") else _float(row["solved_at"])
+        rows.append(row)
+    return rows
+
+
+def summary(rows, config):
+    """`summarize_runs` in sweep order."""
+    by_key = {tuple(s[k] for k in ("unit", "op", "range")): s for s in summarize_runs(rows)}
+    return [by_key[k] for k in config.configurations() if k in by_key]
+
+
+def _percent(x):
+    return f"{100 * x:.0f}"
+
+
+def table(summaries):
+    headers = ["unit", "op", "range", "success % (95 % CI)", "n", "solved-at median", "sparsity error mean"]
+    body = []
+    for s in summaries:
+        body.append([
+            s["unit"], OP_SYMBOLS.get(s["op"], s["op"]), s["range"],
+            f"{_percent(s['success_rate'])} ({_percent(s['success_low'])}–{_percent(s['success_high'])})",
+            str(s["n"]), format_number(s["solved_at_median"]) if s["successes"] else "—",
+            format_number(s["sparsity_mean"]) if s["sparsity_n"] else "—",
+        ])
+    return headers, body
+
+
+def plot_success(summaries, config, path):
+    plt = pyplot()
+    ranges = list(config.ranges)
+    fig, axes = plt.subplots(1, len(ranges), figsize=(max(5.0, 1.2 * len(config.ops) * len(config.units)) , 4.0)
+                             if len(ranges) == 1 else (4.5 * len(ranges), 4.0), squeeze=False)
+    width = 0.8 / len(config.units)
+    for ax, pair in zip(axes[0], ranges):
+        for k, unit in enumerate(config.units):
+            xs, ys, lo, hi = [], [], [], []
+            for i, op in enumerate(config.ops):
+                s = next((s for s in summaries if (s["unit"], s["op"], s["range"]) == (unit, op, pair)), None)
+                if s is None:
+                    continue
+                xs.append(i + (k - (len(config.units) - 1) / 2) * width)
+                ys.append(100 * s["success_rate"])
+                lo.append(100 * (s["success_rate"] - s["success_low"]))
+                hi.append(100 * (s["success_high"] - s["success_rate"]))
+            ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=unit)
+        ax.set_xticks(range(len(config.ops)))
+        ax.set_xticklabels([OP_SYMBOLS.get(op, op) for op in config.ops])
+        ax.set_ylim(0, 105)
+        ax.set_ylabel("success rate % (Wilson 95 % CI)")
+        ax.set_title(pair, fontsize=9)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(fontsize=7)
+    return save_figure(fig, path, f"Success rate, {config.seeds} seeds, {config.total_steps} steps")
+
+
+def median_curves(out, config):
+    """{(unit, op, range): (steps, median extrapolation MSE over seeds)}."""
+    keys = set(config.configurations())
+    values = {}
+    for row in _read_csv(os.path.join(out, CURVES_FILE)):
+        key = _key(row)
+        if key in keys:
+            values.setdefault(key, {}).setdefault(int(row["step"]), []).append(_float(row["extrap_mse"]))
+    curves = {}
+    for key, by_step in values.items():
+        steps = sorted(by_step)
+        curves[key] = (np.array(steps), np.array([np.nanmedian(by_step[s]) if np.any(np.isfinite(by_step[s]))
+                                                   else np.nan for s in steps]))
+    return curves
+
+
+def plot_curves(out, config, path):
+    plt = pyplot()
+    curves = median_curves(out, config)
+    panels = [(op, pair) for pair in config.ranges for op in config.ops]
+    cols = min(len(panels), 3)
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.8 * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (op, pair) in zip(axes.flat, panels):
+        for unit in config.units:
+            if (unit, op, pair) in curves:
+                steps, median = curves[(unit, op, pair)]
+                ax.plot(steps, np.where(median > 0, median, np.nan), label=unit)
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_ylabel("extrapolation MSE (median over seeds)")
+        ax.set_title(f"{OP_SYMBOLS.get(op, op)}  {pair}", fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    return save_figure(fig, path, "Extrapolation MSE during training")
+
+
+def write_report(config, out):
+    """bench_table.md and both PNGs from the CSVs; returns (terminal text, paths)."""
+    summaries = summary(load_runs(out, config), config)
+    headers, body = table(summaries)
+    md = os.path.join(out, TABLE_FILE)
+    with open(md, "w", encoding="utf-8") as handle:
+        handle.write(
+            "# Madsen & Johansen arithmetic benchmark\n\n"
+            f"Schedule {config.schedule}: {config.total_steps} steps, log every {config.log_interval}, "
+            f"{config.seeds} seeds, Adam lr {config.learning_rate}, batch {config.batch_size}, "
+            f"100 → {config.hidden} → 1. Success: extrapolation MSE at the step of lowest "
+            "validation MSE below the ε = 1e-5 threshold. Solved-at median and sparsity "
+            "error mean over successful seeds; sparsity error of the final weights.\n\n"
+            + markdown_table(headers, body) + "\n"
+        )
+    paths = [os.path.join(out, RUNS_FILE), os.path.join(out, CURVES_FILE), md,
+             plot_success(summaries, config, os.path.join(out, SUCCESS_PNG)),
+             plot_curves(out, config, os.path.join(out, CURVES_PNG))]
+    return text_table(headers, body), paths
