@@ -26,16 +26,12 @@ from __future__ import annotations
 import numpy as np
 
 from nalu_keras.training.vectorized import (
-    Adam,
     TrainResult,
     _check_int,
-    _check_seeds,
-    _check_task,
+    _prepare_run,
     _values,
     build_seeded,
     draw_batches,
-    evaluation_sets,
-    log_steps,
     resolve_strength_keys,
 )
 
@@ -178,17 +174,12 @@ def train_single(
     Returns:
         A `TrainResult`.
     """
-    task = _check_task(task)
-    seeds = _check_seeds(seeds)
-    steps = _check_int("steps", steps, 0)
-    log_every = _check_int("log_every", log_every, 1)
-    eval_chunk = _check_int("eval_chunk", eval_chunk, 1)
-    block = _check_int("block", block, 1)
-    adam = Adam(learning_rate, beta_1, beta_2, epsilon)
-    validation, test = evaluation_sets(
-        task, interpolation_range, extrapolation_range, validation_size, test_size, validation_seed, test_seed
+    task, seeds, steps, log_every, eval_chunk, adam, validation, test, logged = _prepare_run(
+        task, seeds, steps, log_every, eval_chunk, learning_rate, beta_1, beta_2, epsilon,
+        interpolation_range, extrapolation_range, validation_size, test_size,
+        validation_seed, test_seed,
     )
-    logged = log_steps(steps, log_every)
+    block = _check_int("block", block, 1)
     callback_class = _callback_class()
 
     rows, trainable, non_trainable, paths = [], [], [], None

@@ -524,6 +524,26 @@ def log_steps(steps, log_every):
     return logged
 
 
+def _prepare_run(task, seeds, steps, log_every, eval_chunk, learning_rate, beta_1, beta_2,
+                 epsilon, interpolation_range, extrapolation_range, validation_size, test_size,
+                 validation_seed, test_seed):
+    """The argument checks and set-up both trainers share.
+
+    Returns (task, seeds, steps, log_every, eval_chunk, adam, validation,
+    test, logged steps).
+    """
+    task = _check_task(task)
+    seeds = _check_seeds(seeds)
+    steps = _check_int("steps", steps, 0)
+    log_every = _check_int("log_every", log_every, 1)
+    eval_chunk = _check_int("eval_chunk", eval_chunk, 1)
+    adam = Adam(learning_rate, beta_1, beta_2, epsilon)
+    validation, test = evaluation_sets(
+        task, interpolation_range, extrapolation_range, validation_size, test_size, validation_seed, test_seed
+    )
+    return task, seeds, steps, log_every, eval_chunk, adam, validation, test, log_steps(steps, log_every)
+
+
 def evaluation_sets(task, interpolation_range, extrapolation_range, validation_size, test_size,
                     validation_seed=None, test_seed=None):
     """The fixed validation (interpolation) and test (extrapolation) sets.
@@ -746,21 +766,16 @@ def train_vectorized(
     _check_backend()
     jax = _jax()
     jnp = jax.numpy
-    task = _check_task(task)
-    seeds = _check_seeds(seeds)
-    steps = _check_int("steps", steps, 0)
-    log_every = _check_int("log_every", log_every, 1)
+    task, seeds, steps, log_every, eval_chunk, adam, validation, test, logged = _prepare_run(
+        task, seeds, steps, log_every, eval_chunk, learning_rate, beta_1, beta_2, epsilon,
+        interpolation_range, extrapolation_range, validation_size, test_size,
+        validation_seed, test_seed,
+    )
     steps_per_call = _check_int("steps_per_call", steps_per_call, 1)
     seed_chunk = _check_int("seed_chunk", seed_chunk, 1)
-    eval_chunk = _check_int("eval_chunk", eval_chunk, 1)
-    adam = Adam(learning_rate, beta_1, beta_2, epsilon)
     batch_fn = make_batch_fn(task, interpolation_range, batch_size, rng)
-    validation, test = evaluation_sets(
-        task, interpolation_range, extrapolation_range, validation_size, test_size, validation_seed, test_seed
-    )
     validation = tuple(jnp.asarray(a) for a in _chunked(*validation, eval_chunk))
     test = tuple(jnp.asarray(a) for a in _chunked(*test, eval_chunk))
-    logged = log_steps(steps, log_every)
 
     bar = None
     if progress:
