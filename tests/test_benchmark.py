@@ -46,6 +46,8 @@ def test_cli_tiny_sweep_writes_everything(tiny_run, capsys):
         assert float(r["threshold"]) == pytest.approx(1.6e-5, rel=0.05)
         assert r["success"] in ("True", "False")
         assert 0.0 <= float(r["sparsity_error"]) <= 0.5 + 1e-6
+        # the protocol measures sparsity at the selected step
+        assert r["sparsity_step"] == r["selected_step"]
     curves = _rows(os.path.join(out, "bench_curves.csv"))
     assert len(curves) == 2 * 3 * 4  # steps 0, 100, 200, 300
     table = open(os.path.join(out, "bench_table.md"), encoding="utf-8").read()

@@ -53,6 +53,9 @@ def assert_same_runs(a, b, rtol=1e-4, atol=1e-6):
         np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
     for x, y in zip(a.non_trainable, b.non_trainable):
         np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
+    assert a.selected_steps == b.selected_steps
+    for x, y in zip(a.selected_trainable, b.selected_trainable):
+        np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
 
 
 # --- vectorized == per-seed model.fit ------------------------------------------
@@ -109,6 +112,44 @@ def test_result_assigns_to_a_model():
     assert result.curve(5, "interp_mse")[1][-1] == pytest.approx(mse, rel=1e-4)
     assert 0.0 <= sparsity_error(model) <= 0.5
     assert result.curve(5, "train_loss")[0].tolist() == [0, 5, 10]
+
+
+def test_selected_step_values_are_those_of_the_best_validation_step():
+    from nalu_keras.evaluation import select_best
+
+    task = ArithmeticTask("mul", seed=1)
+    kwargs = dict(log_every=3, learning_rate=0.05, **SMALL)
+    seeds = [2, 9, 11]
+    result = train_vectorized(build, task, seeds, 30, **kwargs)
+    assert len(result.selected_steps) == 3
+    for i, seed in enumerate(seeds):
+        steps, interp = result.curve(seed, "interp_mse")
+        _, extrap = result.curve(seed, "extrap_mse")
+        chosen = select_best(steps, interp, extrap).step
+        assert result.selected_steps[i] == chosen
+        # training the same seed for exactly `chosen` steps ends at those values
+        again = train_vectorized(build, task, [seed], chosen, **kwargs)
+        for kept, final in zip(result.weights(seed, which="selected"), again.weights(seed)):
+            np.testing.assert_allclose(kept, final, rtol=1e-6, atol=1e-7)
+    # the selection differs from the end of training for at least one seed here,
+    # otherwise the comparison above would not test anything beyond "final"
+    assert any(step != 30 for step in result.selected_steps)
+    model = result.assign_to(build(), seeds[0], which="selected")
+    np.testing.assert_array_equal(np.asarray(model.trainable_variables[0].value), result.selected_trainable[0][0])
+    with pytest.raises(ValueError, match="which"):
+        result.weights(seeds[0], which="best")
+
+
+def test_selection_tracker_rule():
+    from nalu_keras.training.vectorized import SelectionTracker
+
+    tracker = SelectionTracker(3)
+    values = lambda v: (lambda: ([np.array([[v], [v], [v]], float)], []))  # noqa: E731
+    tracker.update(0, np.array([np.nan, 5.0, np.nan]), values(0))
+    tracker.update(10, np.array([np.nan, 5.0, 4.0]), values(10))   # a tie keeps step 0
+    tracker.update(20, np.array([3.0, np.nan, 4.0]), values(20))   # NaN never wins
+    assert tracker.steps == [20, 0, 10]
+    np.testing.assert_array_equal(tracker.trainable[0][:, 0], [20, 0, 10])
 
 
 # --- schedules inside the compiled program -----------------------------------

@@ -14,10 +14,9 @@ Per seed (see `score_seed`):
   `<out>/bench_thresholds.json`); a range on which no finite threshold exists
   (e.g. root of negative sums) gives threshold NaN and no success;
 * solved-at: first logged step whose extrapolation MSE is below it;
-* sparsity error: `evaluation.sparsity_error` of the **final** weights (step
-  `steps`), not of the selected step: the trainer keeps only the final
-  weights. The column `sparsity_step` says so. NaN for "Linear" (no
-  arithmetic unit).
+* sparsity error: `evaluation.sparsity_error` of the weights at the
+  selected step (the column `sparsity_step`), as the protocol states. NaN
+  for "Linear" (no arithmetic unit).
 
 Models ("unit" names): NAU (NAU → NAU), NMU (NAU → NMU), NAC+ (NAC → NAC),
 NAC• (NAC → MulNAC), NAC•,σ (NAC → SigmoidMulNAC), NALU (NALU → NALU),
@@ -303,7 +302,8 @@ def score_result(result, threshold, model=None):
     """{seed: score dict} for a `TrainResult`-like object (`.rows`, `.seeds`).
 
     With `model` (built by the same builder) and a result that has
-    `assign_to`, adds the sparsity error of each seed's final weights.
+    `assign_to`, adds the sparsity error of each seed's weights at its
+    selected step (the final weights if the result holds no selection).
     """
     scores = {}
     for seed in result.seeds:
@@ -312,10 +312,12 @@ def score_result(result, threshold, model=None):
         score = score_seed(steps, [r["interp_mse"] for r in rows], [r["extrap_mse"] for r in rows], threshold)
         score["final_extrap_mse"] = rows[-1]["extrap_mse"]
         score["sparsity_error"] = math.nan
-        score["sparsity_step"] = steps[-1]
+        selected = len(getattr(result, "selected_steps", ())) == len(result.seeds)
+        which = "selected" if selected else "final"
+        score["sparsity_step"] = (result.selected_steps[result.index(seed)] if selected else steps[-1])
         if model is not None and hasattr(result, "assign_to"):
             try:
-                score["sparsity_error"] = sparsity_error(result.assign_to(model, seed))
+                score["sparsity_error"] = sparsity_error(result.assign_to(model, seed, which=which))
             except ValueError:  # no arithmetic unit (Linear)
                 pass
         scores[seed] = score
@@ -598,7 +600,7 @@ def write_report(config, out):
             f"{config.seeds} seeds, Adam lr {config.learning_rate}, batch {config.batch_size}, "
             f"100 → {config.hidden} → 1. Success: extrapolation MSE at the step of lowest "
             "validation MSE below the ε = 1e-5 threshold. Solved-at median and sparsity "
-            "error mean over successful seeds; sparsity error of the final weights.\n\n"
+            "error mean over successful seeds; sparsity error at the selected step.\n\n"
             + markdown_table(headers, body) + "\n"
         )
     paths = [os.path.join(out, RUNS_FILE), os.path.join(out, CURVES_FILE), md,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from nalu_keras.training.vectorized import (
+    SelectionTracker,
     TrainResult,
     _check_int,
     _prepare_run,
@@ -82,6 +83,7 @@ class _SeedRun:
         self.pending = None
         self.assigned = {}
         self.indices = {}
+        self.tracker = SelectionTracker(1)
         if strengths is not None:
             self.indices = resolve_strength_keys(model, list(strengths(0)))
 
@@ -104,13 +106,18 @@ class _SeedRun:
                 self.assigned[index] = value
 
     def evaluate(self, model, step):
-        return {
+        row = {
             "seed": self.seed,
             "step": step,
             "train_loss": None,
             "interp_mse": _mse(model, *self.validation, self.eval_chunk),
             "extrap_mse": _mse(model, *self.test, self.eval_chunk),
         }
+        self.tracker.update(step, np.array([row["interp_mse"]]), lambda: (
+            [v[None] for v in _values(model.trainable_variables)],
+            [v[None] for v in _values(model.non_trainable_variables)],
+        ))
+        return row
 
     def before_step(self, get_model):
         self.set_strengths(get_model, self.step)
@@ -183,6 +190,7 @@ def train_single(
     callback_class = _callback_class()
 
     rows, trainable, non_trainable, paths = [], [], [], None
+    selected, selected_nt, selected_steps = [], [], []
     for seed in seeds:
         model = build_seeded(build_model, seed)
         if paths is None:
@@ -224,6 +232,9 @@ def train_single(
         rows.extend(run.rows)
         trainable.append(_values(model.trainable_variables))
         non_trainable.append(_values(model.non_trainable_variables))
+        selected.append([v[0] for v in run.tracker.trainable])
+        selected_nt.append([v[0] for v in run.tracker.non_trainable])
+        selected_steps.extend(run.tracker.steps)
 
     stack = lambda parts: [np.stack(column) for column in zip(*parts)] if parts and parts[0] else []  # noqa: E731
     return TrainResult(
@@ -232,4 +243,7 @@ def train_single(
         trainable=stack(trainable),
         non_trainable=stack(non_trainable),
         trainable_paths=paths,
+        selected_trainable=stack(selected),
+        selected_non_trainable=stack(selected_nt),
+        selected_steps=tuple(selected_steps),
     )

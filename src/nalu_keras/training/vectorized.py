@@ -481,6 +481,12 @@ class TrainResult:
             would use).
         trainable_paths: the paths of those variables (of the first seed's
             model; informational).
+        selected_trainable, selected_non_trainable: the values at each
+            seed's *selected* step (the protocol's model selection: the
+            logged step with the lowest validation MSE, NaN counting as
+            +inf, ties to the earliest step; see `evaluation.select_best`),
+            stacked like `trainable`.
+        selected_steps: that step for each seed, in seed order.
     """
 
     rows: list
@@ -488,6 +494,9 @@ class TrainResult:
     trainable: list
     non_trainable: list
     trainable_paths: list
+    selected_trainable: list = dataclasses.field(default_factory=list)
+    selected_non_trainable: list = dataclasses.field(default_factory=list)
+    selected_steps: tuple = ()
 
     def index(self, seed):
         try:
@@ -495,18 +504,30 @@ class TrainResult:
         except ValueError:
             raise ValueError(f"Seed {seed!r} was not trained; seeds: {self.seeds}.") from None
 
-    def weights(self, seed):
-        """The final trainable values of `seed`, a list in variable order."""
-        i = self.index(seed)
-        return [w[i] for w in self.trainable]
+    def _values_of(self, which):
+        if which == "final":
+            return self.trainable, self.non_trainable
+        if which == "selected":
+            if len(self.selected_steps) != len(self.seeds):
+                raise ValueError("This result holds no values of the selected steps.")
+            return self.selected_trainable, self.selected_non_trainable
+        raise ValueError(f"which must be 'final' or 'selected', got {which!r}.")
 
-    def assign_to(self, model, seed):
-        """Write the final values of `seed` into `model` (built by the same
-        builder), e.g. to measure `nalu_keras.sparsity_error(model)`."""
+    def weights(self, seed, which="final"):
+        """The trainable values of `seed`, a list in variable order: of the
+        last step (`which="final"`) or of the selected step ("selected")."""
         i = self.index(seed)
-        for variable, value in zip(model.trainable_variables, self.trainable):
+        return [w[i] for w in self._values_of(which)[0]]
+
+    def assign_to(self, model, seed, which="final"):
+        """Write the values of `seed` (final or at the selected step, see
+        `weights`) into `model` (built by the same builder), e.g. to measure
+        `nalu_keras.sparsity_error(model)`."""
+        i = self.index(seed)
+        trainable, non_trainable = self._values_of(which)
+        for variable, value in zip(model.trainable_variables, trainable):
             variable.assign(value[i])
-        for variable, value in zip(model.non_trainable_variables, self.non_trainable):
+        for variable, value in zip(model.non_trainable_variables, non_trainable):
             variable.assign(value[i])
         return model
 
@@ -514,6 +535,38 @@ class TrainResult:
         """(steps, values) of one column of `rows` for one seed, as arrays."""
         rows = [r for r in self.rows if r["seed"] == int(seed)]
         return np.array([r["step"] for r in rows]), np.array([r[column] for r in rows])
+
+
+class SelectionTracker:
+    """Keeps, per seed, the values at the logged step with the lowest
+    validation MSE (NaN counts as +inf; ties keep the earliest step), the
+    rule of `evaluation.select_best`."""
+
+    def __init__(self, count):
+        self.best = np.full(count, np.inf)
+        self.steps = [None] * count
+        self.trainable = None
+        self.non_trainable = None
+
+    def update(self, step, interp, values):
+        """`interp`: validation MSE per seed at `step`; `values()`: returns
+        (trainable, non_trainable) lists of arrays with a leading seed axis
+        (called only when some seed improves)."""
+        interp = np.where(np.isnan(interp), np.inf, np.asarray(interp, dtype=np.float64))
+        better = interp < self.best
+        if self.steps[0] is None:
+            better[:] = True  # the first logged step is selected until beaten
+        if not better.any():
+            return
+        trainable, non_trainable = values()
+        if self.trainable is None:
+            self.trainable = [np.array(v, copy=True) for v in trainable]
+            self.non_trainable = [np.array(v, copy=True) for v in non_trainable]
+        else:
+            for kept, new in zip(self.trainable + self.non_trainable, list(trainable) + list(non_trainable)):
+                kept[better] = np.asarray(new)[better]
+        self.best = np.where(better, interp, self.best)
+        self.steps = [step if b else s for b, s in zip(better, self.steps)]
 
 
 def log_steps(steps, log_every):
@@ -784,6 +837,7 @@ def train_vectorized(
         bar = tqdm(total=len(seeds) * steps, unit="seed-step", unit_scale=True)
 
     rows, trainable_out, non_trainable_out = [], [], []
+    selected_out, selected_nt_out, selected_steps = [], [], []
     program, paths = None, None
     try:
         for first in range(0, len(seeds), seed_chunk):
@@ -801,9 +855,11 @@ def train_vectorized(
             )
             keys = jnp.asarray(np.stack([seed_key(s) for s in chunk]))
             chunk_rows = {s: [] for s in chunk}
+            tracker = SelectionTracker(len(chunk))
             for position, t in enumerate(logged):
                 interp = np.asarray(program.evaluate(state, validation))
                 extrap = np.asarray(program.evaluate(state, test))
+                tracker.update(t, interp, lambda: (state[0], state[1]))
                 if t == steps:
                     train_loss = np.asarray(program.final_loss(state, keys, t))
                     state = program.finalize(state, t)
@@ -833,6 +889,9 @@ def train_vectorized(
                 rows.extend(chunk_rows[seed])
             trainable_out.append([np.asarray(p) for p in state[0]])
             non_trainable_out.append([np.asarray(p) for p in state[1]])
+            selected_out.append(tracker.trainable)
+            selected_nt_out.append(tracker.non_trainable)
+            selected_steps.extend(tracker.steps)
     finally:
         if bar is not None:
             bar.close()
@@ -844,4 +903,7 @@ def train_vectorized(
         trainable=concat(trainable_out),
         non_trainable=concat(non_trainable_out),
         trainable_paths=paths,
+        selected_trainable=concat(selected_out),
+        selected_non_trainable=concat(selected_nt_out),
+        selected_steps=tuple(selected_steps),
     )
