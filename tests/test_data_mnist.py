@@ -230,3 +230,112 @@ def test_real_mnist_file():
     np.testing.assert_array_equal(images.y_train[:10], [5, 0, 4, 1, 9, 2, 1, 3, 1, 4])
     assert images.x_train.max() == 1.0 and images.x_train.min() == 0.0
     assert set(np.unique(images.y_test)) == set(range(10))
+
+
+# -- sequences of digit images ----------------------------------------------------------
+from nalu_keras.data import DigitSequences, count_digits, make_sequences, sample_sequences  # noqa: E402
+
+
+def unique_images(tmp_path):
+    """A fake MNIST whose 50 images are all different (image k holds the value k)."""
+    x_train = np.repeat(np.arange(30, dtype=np.uint8)[:, None, None], 4, 1).repeat(4, 2)
+    x_test = np.repeat(np.arange(100, 120, dtype=np.uint8)[:, None, None], 4, 1).repeat(4, 2)
+    path = fake_mnist(tmp_path / "u.npz", x_train=x_train, x_test=x_test, size=4)
+    return load_digit_images(path=path)
+
+
+def test_sequence_labels_match_the_digits_of_the_images(tmp_path):
+    images = unique_images(tmp_path)
+    for split in ("train", "test"):
+        seqs = make_sequences(images, split, n=40, length=7, seed=3)
+        x, y = images.split(split)
+        assert seqs.indices.shape == (40, 7) and seqs.indices.dtype == np.int64 and len(seqs) == 40
+        assert seqs.split == split and seqs.length == 7
+        np.testing.assert_array_equal(seqs.digits, y[seqs.indices])
+        np.testing.assert_array_equal(seqs.images(images), x[seqs.indices])
+        np.testing.assert_array_equal(seqs.images(x), x[seqs.indices])
+
+
+def test_targets_follow_from_the_digits():
+    labels = np.array([3, 0, 7, 7, 1, 9, 2])
+    seqs = DigitSequences(np.array([[0, 2, 3, 6], [5, 5, 1, 4]]),
+                          labels[np.array([[0, 2, 3, 6], [5, 5, 1, 4]])], "train")
+    np.testing.assert_array_equal(seqs.digits, [[3, 7, 7, 2], [9, 9, 0, 1]])
+    counts = np.zeros((2, 10), int)
+    counts[0, [3, 7, 2]] = [1, 2, 1]
+    counts[1, [9, 0, 1]] = [2, 1, 1]
+    np.testing.assert_array_equal(seqs.counts(), counts)
+    np.testing.assert_array_equal(seqs.targets("counting"), counts)
+    np.testing.assert_array_equal(seqs.targets("addition"), [19, 19])
+    np.testing.assert_array_equal(seqs.targets("parity"), [1, 1])
+    np.testing.assert_array_equal(seqs.running_sum(), [[3, 10, 17, 19], [9, 18, 18, 19]])
+    np.testing.assert_array_equal(seqs.running_product(), [[3, 21, 147, 294], [9, 81, 0, 0]])
+    assert seqs.running_sum().dtype == np.float64 and seqs.running_product().dtype == np.float64
+    np.testing.assert_array_equal(seqs.subset([1]).digits, [[9, 9, 0, 1]])
+    with pytest.raises(ValueError, match="unknown task 'product'"):
+        seqs.targets("product")
+
+
+def test_counts_sum_to_length_and_match_a_direct_count():
+    seqs = sample_sequences(np.arange(100) % 10, n=25, length=13, seed=0)
+    counts = count_digits(seqs.digits)
+    assert (counts.sum(axis=1) == 13).all()
+    for row, digits in zip(counts, seqs.digits):
+        np.testing.assert_array_equal(row, [np.sum(digits == d) for d in range(10)])
+    np.testing.assert_array_equal(seqs.parity(), seqs.sums() % 2)
+
+
+def test_running_product_overflows_to_inf_without_warning():
+    seqs = sample_sequences(np.full(5, 9), n=2, length=400, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        product = seqs.running_product()
+    assert product[0, 10] == 9.0 ** 11 and np.isinf(product[0, -1])
+
+
+def test_sequences_are_deterministic_under_a_seed(tmp_path):
+    images = unique_images(tmp_path)
+    a = make_sequences(images, "train", 20, 10, seed=[7, 1])
+    b = make_sequences(images, "train", 20, 10, seed=[7, 1])
+    c = make_sequences(images, "train", 20, 10, seed=[7, 2])
+    np.testing.assert_array_equal(a.indices, b.indices)
+    assert not np.array_equal(a.indices, c.indices)
+
+
+def test_train_and_test_sequences_use_their_own_split_only(tmp_path):
+    images = unique_images(tmp_path)
+    train = make_sequences(images, "train", 200, 10, seed=0)
+    test = make_sequences(images, "test", 200, 10, seed=0)
+    assert train.indices.max() < len(images.y_train) and test.indices.max() < len(images.y_test)
+    # Pixel values identify images: train images hold 0..29, test images 100..119.
+    pixel = lambda seqs: set(np.rint(seqs.images(images)[..., 0, 0, 0] * 255).astype(int).ravel())  # noqa: E731
+    assert pixel(train) == set(range(30))  # every training image, nothing else
+    assert pixel(test) == set(range(100, 120))
+
+
+def test_digit_filter_is_respected(tmp_path):
+    images = unique_images(tmp_path)
+    seqs = make_sequences(images, "train", 100, 10, seed=1, digits=range(1, 10))
+    assert seqs.digits.min() >= 1
+    assert set(np.unique(seqs.digits)) == set(range(1, 10))
+    only = make_sequences(images, "test", 50, 5, seed=1, digits=[4])
+    assert (only.digits == 4).all()
+    np.testing.assert_array_equal(images.y_test[only.indices], only.digits)
+
+
+def test_sequence_argument_errors(tmp_path):
+    images = unique_images(tmp_path)
+    with pytest.raises(ValueError, match="split must be 'train' or 'test'"):
+        make_sequences(images, "valid", 1, 1, seed=0)
+    with pytest.raises(ValueError, match="length must be a positive integer"):
+        make_sequences(images, "train", 1, 0, seed=0)
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        sample_sequences([1, 2], 2.5, 3, seed=0)
+    with pytest.raises(ValueError, match="digits must be integers 0..9"):
+        make_sequences(images, "train", 1, 1, seed=0, digits=[10])
+    with pytest.raises(ValueError, match="at least one digit"):
+        make_sequences(images, "train", 1, 1, seed=0, digits=[])
+    with pytest.raises(ValueError, match="no image with a digit in"):
+        sample_sequences([1, 2, 3], 1, 1, seed=0, digits=[5])
+    with pytest.raises(ValueError, match="shape"):
+        DigitSequences(np.zeros((2, 3), int), np.zeros((2, 4), int), "train")

@@ -6,10 +6,20 @@ from nalu_keras.data.mnist import (
     keras_mnist_cache_path,
     load_digit_images,
 )
+from nalu_keras.data.sequences import (
+    DigitSequences,
+    count_digits,
+    make_sequences,
+    sample_sequences,
+)
 
 __all__ = [
     "DataError",
     "DigitImages",
+    "DigitSequences",
+    "count_digits",
     "keras_mnist_cache_path",
     "load_digit_images",
+    "make_sequences",
+    "sample_sequences",
 ]
