@@ -177,3 +177,42 @@ def test_config_names_ranges_and_schedules():
     for unit in benchmark.UNITS:  # every unit builds a 100 -> 2 -> 1 model
         model = benchmark.model_builder(unit, fast)()
         assert model.output_shape == (None, 1)
+
+
+# --- the Primer's single-module suite -------------------------------------------
+
+
+def test_primer_suite_config_task_and_model():
+    config = benchmark.BenchConfig(suite="primer", units=("NMU", "NPU", "Linear"), ops=("mul", "div"))
+    assert (config.input_size, config.schedule, config.total_steps) == (2, "primer", 50_000)
+    assert config.warmup("NMU") == (10.0, 20_000, 35_000) and config.warmup("NAU") == (0.01, 20_000, 35_000)
+    assert config.learning_rate_for("NPU") == 5e-3 and config.learning_rate_for("NMU") == 1e-3
+    task = config.task("mul")
+    assert task.subsets == (slice(0, 1), slice(1, 2))
+    model = benchmark.model_builder("NMU", config)()
+    assert len(model.layers) == 1 and model.input_shape == (None, 2) and model.output_shape == (None, 1)
+    wide = benchmark.BenchConfig(suite="primer", input_size=100, task_seed=4)
+    a, b = wide.task("add").subsets
+    assert (a.stop - a.start, b.start) == (1, a.stop)
+    assert benchmark.BenchConfig(suite="primer", input_size=100, task_seed=5).task("add").subsets != (a, b) \
+        or benchmark.BenchConfig(suite="primer", input_size=100, task_seed=6).task("add").subsets != (a, b)
+    assert len(benchmark.expand_ranges("primer")) == 9
+    # the madsen suite keeps its settings keys (older output directories stay resumable)
+    assert "suite" not in benchmark.BenchConfig().settings()
+    assert benchmark.BenchConfig(suite="primer").settings()["suite"] == "primer"
+    with pytest.raises(ValueError, match="primer suite has the ops"):
+        benchmark.BenchConfig(suite="primer", ops=("squared",))
+    with pytest.raises(ValueError, match="unknown suite"):
+        benchmark.BenchConfig(suite="other")
+
+
+def test_primer_nmu_learns_the_product_on_every_seed(tmp_path):
+    out = str(tmp_path / "primer")
+    status = cli.main(["bench", "--suite", "primer", "--units", "NMU", "--ops", "mul", "--seeds", "4",
+                       "--steps", "2000", "--log-every", "250", "--out", out])
+    assert status == 0
+    runs = _rows(os.path.join(out, "bench_runs.csv"))
+    assert len(runs) == 4 and all(r["success"] == "True" for r in runs)
+    # single-module threshold of × on U[2,6] with two inputs: about 7e-8
+    assert 5e-8 < float(runs[0]["threshold"]) < 1e-7
+    assert "Primer single-module benchmark" in open(os.path.join(out, "bench_table.md"), encoding="utf-8").read()

@@ -540,3 +540,54 @@ def test_summarize_runs_validation():
     with pytest.raises(ValueError, match="not a mapping"):
         summarize_runs([("NAU", True)], "unit")
     assert summarize_runs([], "unit") == []
+
+
+# --- single-module (Primer) thresholds -----------------------------------------
+
+
+@pytest.mark.parametrize("input_size", [2, 10])
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "div"])
+def test_single_module_threshold_matches_the_perturbed_unit_computed_directly(op, input_size):
+    # the ε-perturbed unit written out plainly (weights ±(1 − ε) on the two
+    # relevant inputs, ε on the others), its MSE on a fresh sample
+    eps = 1e-5
+    task = ArithmeticTask(op, input_size=input_size, subset_ratio=1 / input_size, overlap_ratio=0.0)
+    threshold, stderr = success_threshold(task, "U[2,6]", samples=200_000, single_module=True,
+                                          return_stderr=True, seed=3)
+    rng = np.random.default_rng(11)
+    x = rng.uniform(2.0, 6.0, size=(200_000, input_size))
+    a, b = x[:, 0], x[:, 1]
+    w = np.full(input_size, eps)
+    w[:2] = 1.0 - eps
+    if op in ("add", "sub"):
+        sign = np.ones(input_size)
+        if op == "sub":
+            sign[1] = -1.0
+        y_eps = x @ (w * sign)
+        y = a + b if op == "add" else a - b
+    elif op == "mul":
+        y_eps = np.prod(w * x + 1.0 - w, axis=1)
+        y = a * b
+    else:
+        exponents = w.copy()
+        exponents[1] = -(1.0 - eps)
+        y_eps = np.exp(np.log(x) @ exponents)
+        y = a / b
+    direct = np.mean((y_eps - y) ** 2)
+    # two independent Monte-Carlo estimates of one expectation
+    assert direct == pytest.approx(threshold, rel=0.05)
+    assert stderr < 0.02 * threshold
+
+
+def test_single_module_threshold_closed_form_and_checks():
+    # add with two inputs: ε² E[(a + b)²], a, b ~ U[2, 6]: ε² (2 · 16/12 + 8²)
+    task = ArithmeticTask("add", input_size=2, subset_ratio=0.5, overlap_ratio=0.0)
+    expected = 1e-10 * (2 * 16 / 12 + 64)
+    assert success_threshold(task, "U[2,6]", samples=400_000, single_module=True) == pytest.approx(expected, rel=0.01)
+    with pytest.raises(ValueError, match="one-element subsets"):
+        success_threshold(ArithmeticTask("add"), "U[2,6]", single_module=True, samples=100)
+    with pytest.raises(ValueError, match="cannot both"):
+        success_threshold(task, "U[2,6]", single_module=True, perturb_output=True, samples=100)
+    with pytest.raises(ValueError, match="not finite"):
+        success_threshold(ArithmeticTask("squared", input_size=2, subset_ratio=0.5, overlap_ratio=0.0),
+                          "U[2,6]", single_module=True, samples=100)

@@ -198,7 +198,9 @@ def bench_config(args):
 
     if args.seeds is not None and args.seeds <= 0:
         raise CLIError(f"--seeds must be a positive integer, got {args.seeds}")
-    fields = {"schedule": args.schedule}
+    if args.inputs is not None and args.inputs <= 0:
+        raise CLIError(f"--inputs must be a positive integer, got {args.inputs}")
+    fields = {"schedule": args.schedule, "suite": args.suite, "input_size": args.inputs}
     if args.quick:
         fields.update(QUICK["bench"])
     overrides = {}
@@ -234,7 +236,8 @@ def cmd_bench(args):
         table, paths = benchmark.write_report(config, out)
     except ValueError as error:
         raise CLIError(str(error))
-    _report(f"Madsen & Johansen benchmark ({config.schedule}, {config.total_steps} steps, "
+    title = "Primer single-module benchmark" if config.suite == "primer" else "Madsen & Johansen benchmark"
+    _report(f"{title} ({config.schedule}, {config.total_steps} steps, "
             f"{config.seeds} seeds)", table, paths, time.perf_counter() - start)
     return 0
 
@@ -283,14 +286,20 @@ def build_parser():
         "scores success / solved-at / sparsity error, and writes bench_*.csv, bench_table.md, "
         "bench_success.png and bench_curves.png. Resumable: finished configurations in --out "
         "are skipped.")
-    bench.add_argument("--units", help="NAU,NMU,NAC+,NAC•,NAC•,σ,NALU,Linear (ASCII: NAC*, NAC*sigma; "
-                       "default NAU,NMU)")
+    bench.add_argument("--suite", default="madsen", choices=("madsen", "primer"),
+                       help="madsen: 100 -> 2 -> 1 on sums of subsets (default); primer: one unit "
+                       "on two inputs (the Primer's single-module task, ops add,sub,mul,div)")
+    bench.add_argument("--inputs", type=int, help="input size (default 100 for madsen, 2 for "
+                       "primer; the primer's larger variants use 10 and 100)")
+    bench.add_argument("--units", help="NAU,NMU,NAC+,NAC•,NAC•,σ,NALU,Linear,NPU,RealNPU "
+                       "(ASCII: NAC*, NAC*sigma; default NAU,NMU)")
     bench.add_argument("--ops", help="add,sub,mul,div,squared,root (default add,mul)")
-    bench.add_argument("--ranges", help="'INTERP:EXTRAP' pairs separated by ';' or the sweep "
-                       "'madsen' (7 pairs); default 'U[1,2]:U[2,6]'")
+    bench.add_argument("--ranges", help="'INTERP:EXTRAP' pairs separated by ';' or a sweep: "
+                       "'madsen' (7 pairs) or 'primer' (9 pairs); default 'U[1,2]:U[2,6]'")
     bench.add_argument("--seeds", type=int, help="seeds per configuration (default 100)")
-    bench.add_argument("--schedule", default="fast",
-                       help="fast (5e4 steps) or paper (5e6 steps); default fast")
+    bench.add_argument("--schedule",
+                       help="fast (5e4 steps), paper (5e6 steps) or primer (5e4 steps, both "
+                       "warm-ups 2e4 -> 3.5e4); default fast for madsen, primer for primer")
     bench.add_argument("--steps", type=int, help="override the schedule's steps "
                        "(the sparsity warm-up is scaled along)")
     bench.add_argument("--log-every", dest="log_every", type=int, help="log every N steps (default 1000)")

@@ -130,11 +130,39 @@ def _perturbation_errors(sum_a, sum_b, sum_all, epsilon, perturb_output):
     return errors
 
 
+def _single_module_errors(a, b, others, epsilon):
+    """y_ε − y of one unit reading x directly (the Primer's single-module
+    task: a and b are single inputs, `others` the remaining inputs, shape
+    (rows, n − 2)): the weights that should be ±1 are ±(1 − ε), the others ε.
+
+        add, sub  NAU:   (1 − ε)(a ± b) + ε Σ others
+        mul       NMU:   ((1 − ε) a + ε)((1 − ε) b + ε) Π (ε x + 1 − ε)
+        div       power form (NAC•, NPU): sign(a/b) |a|^(1−ε) |b|^−(1−ε) Π |x|^ε
+    "squared" and "root" have no single-module form (NaN).
+    """
+    eps = epsilon
+    sum_o = others.sum(axis=1)
+    errors = {}
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        errors["add"] = eps * (sum_o - (a + b))
+        errors["sub"] = eps * (sum_o - (a - b))
+        du, dv = eps * (1.0 - a), eps * (1.0 - b)
+        log_o = np.log1p(eps * (others - 1.0)).sum(axis=1)
+        errors["mul"] = (a + du) * (b + dv) * np.expm1(log_o) + (a * dv + b * du + du * dv)
+        log_ratio = -eps * (np.log(np.abs(a)) - np.log(np.abs(b))) + eps * np.log(np.abs(others)).sum(axis=1)
+        errors["div"] = (a / b) * np.expm1(log_ratio)
+        errors["squared"] = np.full_like(a, np.nan)
+        errors["root"] = np.full_like(a, np.nan)
+    return errors
+
+
 def _simulate_thresholds(value_range, epsilon, input_size, subset_size, overlap_size, samples, seed):
     """One Monte-Carlo pass for every op and both perturbation forms.
 
-    Returns {(op, perturb_output): (mse, standard error of the mse)}.
-    The subsets are placed at offset 0 (a = x[0:s], b = x[s−o : 2s−o]): the
+    Returns {(op, form): (mse, standard error of the mse)} with form False
+    (the published definition), True (output layer perturbed too) and, for
+    one-element subsets without overlap, "single" (one unit reading the
+    inputs directly, see `_single_module_errors`). The subsets are placed at offset 0 (a = x[0:s], b = x[s−o : 2s−o]): the
     inputs are iid, so the distribution of the error does not depend on the
     offset, and the threshold belongs to (op, range, sizes), not to one
     data-set seed.
@@ -142,7 +170,8 @@ def _simulate_thresholds(value_range, epsilon, input_size, subset_size, overlap_
     rng = np.random.default_rng(seed)
     s, o = subset_size, overlap_size
     # running count, mean and sum of squared deviations of the squared error
-    stats = {(op, form): (0, 0.0, 0.0) for op in THRESHOLD_OPS for form in (False, True)}
+    forms = (False, True, "single") if (s == 1 and o == 0) else (False, True)
+    stats = {(op, form): (0, 0.0, 0.0) for op in THRESHOLD_OPS for form in forms}
     done = 0
     while done < samples:
         rows = min(_THRESHOLD_CHUNK_ROWS, samples - done)
@@ -150,8 +179,11 @@ def _simulate_thresholds(value_range, epsilon, input_size, subset_size, overlap_
         sum_a = x[:, :s].sum(axis=1)
         sum_b = x[:, s - o : 2 * s - o].sum(axis=1)
         sum_all = x.sum(axis=1)
-        for form in (False, True):
-            errors = _perturbation_errors(sum_a, sum_b, sum_all, epsilon, form)
+        for form in forms:
+            if form == "single":
+                errors = _single_module_errors(x[:, 0], x[:, 1], x[:, 2:], epsilon)
+            else:
+                errors = _perturbation_errors(sum_a, sum_b, sum_all, epsilon, form)
             for op, error in errors.items():
                 squared = error * error
                 n1, mean1, m2_1 = stats[(op, form)]
@@ -175,7 +207,8 @@ def _threshold_cache_text(key):
     text_range = "u".join(f"[{lo!r},{hi!r}]" for lo, hi in parts)
     return (
         f"op={op}|range={text_range}|epsilon={eps!r}|input_size={n}|subset_size={s}"
-        f"|overlap_size={o}|samples={samples}|seed={seed}|perturb_output={form}"
+        f"|overlap_size={o}|samples={samples}|seed={seed}|"
+        + ("form=single" if form == "single" else f"perturb_output={form}")
     )
 
 
@@ -221,6 +254,7 @@ def success_threshold(
     subset_size=None,
     *,
     perturb_output=False,
+    single_module=False,
     cache_path=None,
     return_stderr=False,
 ):
@@ -279,6 +313,12 @@ def success_threshold(
         subset_size: override the subset size; the overlap is then
             floor(overlap_ratio · subset_size).
         perturb_output: also perturb the output layer (see above).
+        single_module: the threshold of one unit reading the input directly
+            (the Primer's single-module task; needs one-element subsets
+            without overlap, e.g. `ArithmeticTask(op, input_size=2,
+            subset_ratio=0.5, overlap_ratio=0)`): the unit's weights that
+            should be ±1 are ±(1 − ε), the others ε; add, sub (NAU form),
+            mul (NMU form), div (power form) only.
         cache_path: optional JSON file that stores computed thresholds.
         return_stderr: also return the Monte-Carlo standard error.
 
@@ -323,7 +363,16 @@ def success_threshold(
     def key_for(op, form):
         return (op, value_range.parts, epsilon, input_size, size, overlap, int(samples), int(seed), form)
 
-    key = key_for(task.op, bool(perturb_output))
+    if single_module:
+        if perturb_output:
+            raise ValueError("single_module and perturb_output cannot both be set.")
+        if size != 1 or overlap != 0:
+            raise ValueError(
+                "single_module needs one-element subsets without overlap (a and b single "
+                f"inputs); this task has subsets of {size} overlapping in {overlap}."
+            )
+    form = "single" if single_module else bool(perturb_output)
+    key = key_for(task.op, form)
     if key not in _THRESHOLD_CACHE and cache_path is not None:
         stored = _read_threshold_file(os.fspath(cache_path)).get(_threshold_cache_text(key))
         if stored is not None:
@@ -347,7 +396,8 @@ def success_threshold(
     if not math.isfinite(mse):
         raise ValueError(
             f"The ε-perturbed solution of {task.op!r} is not finite on {value_range} "
-            f"(perturb_output={bool(perturb_output)}); no threshold can be estimated."
+            f"(form: {'single module' if single_module else f'perturb_output={bool(perturb_output)}'}); "
+            "no threshold can be estimated."
         )
     return (mse, stderr) if return_stderr else mse
 

@@ -20,14 +20,25 @@ Per seed (see `score_seed`):
 
 Models ("unit" names): NAU (NAU → NAU), NMU (NAU → NMU), NAC+ (NAC → NAC),
 NAC• (NAC → MulNAC), NAC•,σ (NAC → SigmoidMulNAC), NALU (NALU → NALU),
-Linear (Dense → Dense, no bias). NAU and NMU carry `Sparsity` regularizers on
+Linear (Dense → Dense, no bias), NPU and RealNPU (NAU → NPU / RealNPU, no
+regularizer, Adam lr 5e-3 as in the Primer). NAU and NMU carry `Sparsity` regularizers on
 both layers whose strength follows the paper's linear warm-up:
 
     schedule  steps   NMU model                  NAU model
     fast      5e4     λ̂ = 10, 2e4 → 3.5e4        λ̂ = 0.01, 5e3 → 5e4
     paper     5e6     λ̂ = 10, 1e6 → 2e6          λ̂ = 0.01, 5e3 → 5e4
+    primer    5e4     λ̂ = 10, 2e4 → 3.5e4        λ̂ = 0.01, 2e4 → 3.5e4
 
-("fast" is the Primer benchmark's compression.) When `steps` is set to
+("fast" is the Primer benchmark's compression.)
+
+The Primer's single-module suite (`BenchConfig(suite="primer")`,
+`nalu-keras bench --suite primer`): one unit reads the input directly,
+y = x_k ∘ x_{k+1} for ∘ in +, −, ×, ÷, input size 2 (or 10 and 100: the
+same two relevant inputs among irrelevant ones, at an offset fixed by the
+task seed), its nine range pairs (`--ranges primer`), the "primer" schedule
+and the thresholds of the ε-perturbed single unit. The iNALU is not part of
+it here: its gradient clipping and re-initialization are not in the
+vectorized trainer. When `steps` is set to
 something other than the schedule's default, the warm-up steps are scaled by
 steps / default steps, so a short run still sees the whole warm-up.
 
@@ -71,13 +82,18 @@ from nalu_keras.reporting import (
 from nalu_keras.tasks import OPERATIONS, ArithmeticTask, ValueRange
 from nalu_keras.tasks.arithmetic import OP_SYMBOLS
 
-UNITS = ("NAU", "NMU", "NAC+", "NAC•", "NAC•,σ", "NALU", "Linear")
+UNITS = ("NAU", "NMU", "NAC+", "NAC•", "NAC•,σ", "NALU", "Linear", "NPU", "RealNPU")
+# units with their own default learning rate (`BenchConfig.npu_learning_rate`)
+POWER_UNITS = ("NPU", "RealNPU")
+SUITES = ("madsen", "primer")
+PRIMER_OPS = ("add", "sub", "mul", "div")
 # ASCII spellings accepted for the unit names (case-insensitive).
 UNIT_ALIASES = {
     "nau": "NAU", "nmu": "NMU", "nac+": "NAC+", "nacadd": "NAC+", "nac": "NAC+",
     "nac•": "NAC•", "nac*": "NAC•", "nacmul": "NAC•",
     "nac•,σ": "NAC•,σ", "nac•σ": "NAC•,σ", "nac*,sigma": "NAC•,σ", "nac*sigma": "NAC•,σ",
     "nacsigma": "NAC•,σ", "nac•,sigma": "NAC•,σ", "nalu": "NALU", "linear": "Linear",
+    "npu": "NPU", "realnpu": "RealNPU",
 }
 
 DEFAULT_RANGES = ("U[1,2]:U[2,6]",)
@@ -91,6 +107,17 @@ RANGE_SWEEPS = {
         "U[1.1,1.2]:U[1.2,6]",
         "U[10,20]:U[20,40]",
     ),
+    "primer": (
+        "U[-20,-10]:U[-40,-20]",
+        "U[-2,-1]:U[-6,-2]",
+        "U[-1.2,-1.1]:U[-6.1,-1.2]",
+        "U[-0.2,-0.1]:U[-2,-0.2]",
+        "U[-2,2]:U[-6,-2]∪U[2,6]",
+        "U[0.1,0.2]:U[0.2,2]",
+        "U[1,2]:U[2,6]",
+        "U[1.1,1.2]:U[1.2,6]",
+        "U[10,20]:U[20,40]",
+    ),
     "default": DEFAULT_RANGES,
 }
 
@@ -98,7 +125,10 @@ RANGE_SWEEPS = {
 SCHEDULES = {
     "fast": (50_000, 1_000, {"NMU": (10.0, 20_000, 35_000), "NAU": (0.01, 5_000, 50_000)}),
     "paper": (5_000_000, 1_000, {"NMU": (10.0, 1_000_000, 2_000_000), "NAU": (0.01, 5_000, 50_000)}),
+    "primer": (50_000, 1_000, {"NMU": (10.0, 20_000, 35_000), "NAU": (0.01, 20_000, 35_000)}),
 }
+DEFAULT_SCHEDULE = {"madsen": "fast", "primer": "primer"}
+DEFAULT_INPUT_SIZE = {"madsen": 100, "primer": 2}
 
 RUNS_FILE = "bench_runs.csv"
 CURVES_FILE = "bench_curves.csv"
@@ -162,24 +192,44 @@ def _positive_int(name, value):
 
 @dataclasses.dataclass(frozen=True)
 class BenchConfig:
-    """One benchmark sweep: every (unit, op, range pair) with `seeds` seeds."""
+    """One benchmark sweep: every (unit, op, range pair) with `seeds` seeds.
+
+    `suite` "madsen" (default): Madsen & Johansen's task, input_size 100,
+    a and b sums of overlapping subsets, a model of two units
+    input → hidden → 1. `suite` "primer": the Primer's single-module task,
+    one unit input → 1 with y = x_i ∘ x_j for two adjacent inputs (input_size
+    2 by default; 10 and 100 are its larger variants), ops +, −, ×, ÷ only,
+    success thresholds of the perturbed single unit
+    (`success_threshold(..., single_module=True)`), default schedule
+    "primer". `schedule` and `input_size` default to the suite's.
+    `npu_learning_rate` is the Adam learning rate of the NPU and RealNPU
+    models (the Primer's 5e-3); `learning_rate` that of all others.
+    """
 
     units: tuple = ("NAU", "NMU")
     ops: tuple = ("add", "mul")
     ranges: tuple = DEFAULT_RANGES
     seeds: int = 100
-    schedule: str = "fast"
+    schedule: str | None = None
     steps: int | None = None
     log_every: int | None = None
     learning_rate: float = 1e-3
     batch_size: int = 128
     hidden: int = 2
-    input_size: int = 100
+    input_size: int | None = None
     task_seed: int = 0
     eval_size: int = 10_000
     threshold_samples: int = 1_000_000
+    suite: str = "madsen"
+    npu_learning_rate: float = 5e-3
 
     def __post_init__(self):
+        if self.suite not in SUITES:
+            raise ValueError(f"unknown suite {self.suite!r}; expected one of {', '.join(SUITES)}")
+        if self.schedule is None:
+            object.__setattr__(self, "schedule", DEFAULT_SCHEDULE[self.suite])
+        if self.input_size is None:
+            object.__setattr__(self, "input_size", DEFAULT_INPUT_SIZE[self.suite])
         units = (self.units,) if isinstance(self.units, str) else tuple(self.units)
         object.__setattr__(self, "units", tuple(dict.fromkeys(canonical_unit(u) for u in units)))
         ops = (self.ops,) if isinstance(self.ops, str) else tuple(self.ops)
@@ -187,6 +237,10 @@ class BenchConfig:
             if op not in OPERATIONS:
                 raise ValueError(f"unknown op {op!r}; expected one of {', '.join(OPERATIONS)}")
         object.__setattr__(self, "ops", tuple(dict.fromkeys(ops)))
+        if self.suite == "primer":
+            bad = [op for op in self.ops if op not in PRIMER_OPS]
+            if bad:
+                raise ValueError(f"the primer suite has the ops {', '.join(PRIMER_OPS)}; not {', '.join(bad)}")
         if not self.units or not self.ops:
             raise ValueError("at least one unit and one op are needed")
         object.__setattr__(self, "ranges", expand_ranges(self.ranges))
@@ -197,11 +251,15 @@ class BenchConfig:
         for name in ("steps", "log_every"):
             if getattr(self, name) is not None:
                 _positive_int(name, getattr(self, name))
-        if isinstance(self.learning_rate, bool) or not (
-            isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0
-        ):
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
-        ArithmeticTask("add", input_size=self.input_size, seed=self.task_seed)
+        for name in ("learning_rate", "npu_learning_rate"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and value > 0):
+                raise ValueError(f"{name} must be > 0, got {value!r}")
+        if self.suite == "primer" and self.input_size < 2:
+            raise ValueError(f"the primer suite needs input_size >= 2, got {self.input_size}")
+        task = self.task("add")
+        if self.suite == "primer" and (task.subset_size, task.overlap_size) != (1, 0):
+            raise ValueError(f"input_size {self.input_size} does not give single-input operands")
 
     @property
     def total_steps(self):
@@ -229,23 +287,41 @@ class BenchConfig:
 
     def settings(self):
         """What must match to resume into an output directory."""
-        return {
+        settings = {
             "schedule": self.schedule, "steps": self.total_steps, "log_every": self.log_interval,
             "seeds": self.seeds, "learning_rate": self.learning_rate, "batch_size": self.batch_size,
             "hidden": self.hidden, "input_size": self.input_size, "task_seed": self.task_seed,
             "eval_size": self.eval_size, "threshold_samples": self.threshold_samples,
         }
+        # keys added later, stored only when they matter (older directories stay resumable)
+        if self.suite != "madsen":
+            settings["suite"] = self.suite
+        if any(u in POWER_UNITS for u in self.units):
+            settings["npu_learning_rate"] = self.npu_learning_rate
+        return settings
+
+    def learning_rate_for(self, unit):
+        return self.npu_learning_rate if canonical_unit(unit) in POWER_UNITS else self.learning_rate
 
     def task(self, op):
+        if self.suite == "primer":
+            return ArithmeticTask(op, input_size=self.input_size, subset_ratio=1.0 / self.input_size,
+                                  overlap_ratio=0.0, seed=self.task_seed)
         return ArithmeticTask(op, input_size=self.input_size, seed=self.task_seed)
+
+    def model_text(self):
+        if self.suite == "primer":
+            return f"one unit {self.input_size} → 1 (the Primer's single-module task)"
+        return f"{self.input_size} → {self.hidden} → 1"
 
 
 # -- models -------------------------------------------------------------------
 def model_builder(unit, config):
-    """A function () -> a built 100 → hidden → 1 Keras model of `unit`."""
+    """A function () -> a built Keras model of `unit`: input → hidden → 1
+    (suite "madsen") or one unit input → 1 (suite "primer")."""
     import keras
 
-    from nalu_keras.layers import NAC, NALU, NAU, NMU, MulNAC, SigmoidMulNAC
+    from nalu_keras.layers import NAC, NALU, NAU, NMU, NPU, MulNAC, RealNPU, SigmoidMulNAC
     from nalu_keras.regularizers import Sparsity
 
     unit = canonical_unit(unit)
@@ -263,11 +339,20 @@ def model_builder(unit, config):
         "NALU": lambda: (NALU(config.hidden), NALU(1)),
         "Linear": lambda: (keras.layers.Dense(config.hidden, use_bias=False),
                            keras.layers.Dense(1, use_bias=False)),
+        "NPU": lambda: (NAU(config.hidden), NPU(1)),
+        "RealNPU": lambda: (NAU(config.hidden), RealNPU(1)),
     }[unit]
+    if config.suite == "primer":
+        single = {
+            "NAU": lambda: NAU(1, **reg()), "NMU": lambda: NMU(1, **reg()), "NAC+": lambda: NAC(1),
+            "NAC•": lambda: MulNAC(1), "NAC•,σ": lambda: SigmoidMulNAC(1), "NALU": lambda: NALU(1),
+            "Linear": lambda: keras.layers.Dense(1, use_bias=False), "NPU": lambda: NPU(1),
+            "RealNPU": lambda: RealNPU(1),
+        }[unit]
+        layers = lambda: (single(),)  # noqa: E731
 
     def build():
-        first, second = layers()
-        return keras.Sequential([keras.Input((config.input_size,)), first, second])
+        return keras.Sequential([keras.Input((config.input_size,)), *layers()])
 
     return build
 
@@ -327,6 +412,7 @@ def score_result(result, threshold, model=None):
 def threshold_for(config, op, extrap, out):
     try:
         return success_threshold(config.task(op), extrap, samples=config.threshold_samples,
+                                 single_module=config.suite == "primer",
                                  cache_path=os.path.join(out, THRESHOLD_FILE))
     except ValueError:
         return math.nan
@@ -341,7 +427,7 @@ def run_configuration(config, unit, op, pair, out):
     result = train_vectorized(
         build, config.task(op), list(range(config.seeds)), config.total_steps,
         interpolation_range=interp, extrapolation_range=extrap, batch_size=config.batch_size,
-        learning_rate=config.learning_rate, log_every=config.log_interval,
+        learning_rate=config.learning_rate_for(unit), log_every=config.log_interval,
         strengths=strengths_for(unit, config), validation_size=config.eval_size,
         test_size=config.eval_size,
     )
@@ -595,10 +681,12 @@ def write_report(config, out):
     md = os.path.join(out, TABLE_FILE)
     with open(md, "w", encoding="utf-8") as handle:
         handle.write(
-            "# Madsen & Johansen arithmetic benchmark\n\n"
-            f"Schedule {config.schedule}: {config.total_steps} steps, log every {config.log_interval}, "
-            f"{config.seeds} seeds, Adam lr {config.learning_rate}, batch {config.batch_size}, "
-            f"100 → {config.hidden} → 1. Success: extrapolation MSE at the step of lowest "
+            ("# Primer single-module benchmark\n\n" if config.suite == "primer"
+             else "# Madsen & Johansen arithmetic benchmark\n\n")
+            + f"Schedule {config.schedule}: {config.total_steps} steps, log every {config.log_interval}, "
+            f"{config.seeds} seeds, Adam lr {config.learning_rate}"
+            + (f" (NPU, RealNPU {config.npu_learning_rate})" if any(u in POWER_UNITS for u in config.units) else "")
+            + f", batch {config.batch_size}, {config.model_text()}. Success: extrapolation MSE at the step of lowest "
             "validation MSE below the ε = 1e-5 threshold. Solved-at median and sparsity "
             "error mean over successful seeds; sparsity error at the selected step.\n\n"
             + markdown_table(headers, body) + "\n"
