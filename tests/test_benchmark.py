@@ -216,3 +216,14 @@ def test_primer_nmu_learns_the_product_on_every_seed(tmp_path):
     # single-module threshold of × on U[2,6] with two inputs: about 7e-8
     assert 5e-8 < float(runs[0]["threshold"]) < 1e-7
     assert "Primer single-module benchmark" in open(os.path.join(out, "bench_table.md"), encoding="utf-8").read()
+
+
+def test_workers_give_the_rows_of_one_process(tiny_run, tmp_path):
+    _, reference = tiny_run
+    out = str(tmp_path / "two")
+    assert cli.main(["bench", *TINY, "--workers", "2", "--out", out]) == 0
+    mine, theirs = (_rows(os.path.join(d, "bench_runs.csv")) for d in (out, reference))
+    assert [(r["unit"], r["seed"], r["success"], r["selected_step"]) for r in mine] == \
+        [(r["unit"], r["seed"], r["success"], r["selected_step"]) for r in theirs]
+    for a, b in zip(mine, theirs):
+        assert float(a["extrapolation_mse"]) == pytest.approx(float(b["extrapolation_mse"]), rel=1e-4)

@@ -309,3 +309,24 @@ def test_arguments_checked():
     assert log_steps(25, 10) == [0, 10, 20, 25]
     assert log_steps(20, 10) == [0, 10, 20]
     assert log_steps(0, 10) == [0]
+
+
+# --- several processes ---------------------------------------------------------
+
+
+def test_workers_split_the_seeds_and_give_the_same_result():
+    task = ArithmeticTask("mul", seed=2)
+    kwargs = dict(log_every=20, learning_rate=0.01, strengths=linear_warmup("sparsity_strength", 1.0, 20, 60), **SMALL)
+    seeds = [0, 3, 5]
+    one = train_vectorized(build, task, seeds, 60, **kwargs)
+    two = train_vectorized(build, task, seeds, 60, workers=2, **kwargs)
+    assert two.seeds == (0, 3, 5)
+    assert_same_runs(one, two, rtol=1e-5)
+
+
+def test_workers_need_picklable_arguments():
+    task = ArithmeticTask("add")
+    with pytest.raises(ValueError, match="picklable `build_model`"):
+        train_vectorized(lambda: build(), task, [0, 1], 5, workers=2, **SMALL)
+    with pytest.raises(ValueError, match="workers"):
+        train_vectorized(build, task, [0, 1], 5, workers=0, **SMALL)

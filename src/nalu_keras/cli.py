@@ -214,7 +214,9 @@ def bench_config(args):
                 overrides[field] = ()
             if not overrides[field]:
                 raise CLIError(f"--{arg} is empty")
-    overrides.update(_overrides(args, {"seeds": "seeds", "steps": "steps",
+    if args.workers is not None and args.workers <= 0:
+        raise CLIError(f"--workers must be a positive integer, got {args.workers}")
+    overrides.update(_overrides(args, {"seeds": "seeds", "steps": "steps", "workers": "workers",
                                        "log_every": "log_every", "lr": "learning_rate"}))
     return _make_config(BenchConfig, fields, overrides)
 
@@ -304,6 +306,8 @@ def build_parser():
                        "(the sparsity warm-up is scaled along)")
     bench.add_argument("--log-every", dest="log_every", type=int, help="log every N steps (default 1000)")
     bench.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
+    bench.add_argument("--workers", type=int, help="processes to split the seeds over "
+                       "(default 1; 2 uses both cores of a two-core machine)")
     bench.add_argument("--quick", action="store_true", help="8 seeds, 3000 steps")
     bench.add_argument("--out", default="results", help="output directory (default ./results)")
     bench.set_defaults(func=cmd_bench)

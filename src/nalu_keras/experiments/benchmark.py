@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -204,6 +205,9 @@ class BenchConfig:
     "primer". `schedule` and `input_size` default to the suite's.
     `npu_learning_rate` is the Adam learning rate of the NPU and RealNPU
     models (the Primer's 5e-3); `learning_rate` that of all others.
+    `workers`: processes to split each configuration's seeds over (see
+    `train_vectorized`); it changes the speed, not the results, and is not
+    part of the settings a resumed run must match.
     """
 
     units: tuple = ("NAU", "NMU")
@@ -222,6 +226,7 @@ class BenchConfig:
     threshold_samples: int = 1_000_000
     suite: str = "madsen"
     npu_learning_rate: float = 5e-3
+    workers: int = 1
 
     def __post_init__(self):
         if self.suite not in SUITES:
@@ -246,7 +251,8 @@ class BenchConfig:
         object.__setattr__(self, "ranges", expand_ranges(self.ranges))
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; expected one of {', '.join(SCHEDULES)}")
-        for name in ("seeds", "batch_size", "hidden", "input_size", "eval_size", "threshold_samples"):
+        for name in ("seeds", "batch_size", "hidden", "input_size", "eval_size", "threshold_samples",
+                     "workers"):
             _positive_int(name, getattr(self, name))
         for name in ("steps", "log_every"):
             if getattr(self, name) is not None:
@@ -318,7 +324,13 @@ class BenchConfig:
 # -- models -------------------------------------------------------------------
 def model_builder(unit, config):
     """A function () -> a built Keras model of `unit`: input → hidden → 1
-    (suite "madsen") or one unit input → 1 (suite "primer")."""
+    (suite "madsen") or one unit input → 1 (suite "primer"). Picklable, so
+    that `workers > 1` can send it to other processes."""
+    return functools.partial(build_model, canonical_unit(unit), config)
+
+
+def build_model(unit, config):
+    """The model of `unit` for `config` (see `model_builder`)."""
     import keras
 
     from nalu_keras.layers import NAC, NALU, NAU, NMU, NPU, MulNAC, RealNPU, SigmoidMulNAC
@@ -330,31 +342,27 @@ def model_builder(unit, config):
     def reg():
         return {"w_regularizer": Sparsity(0.0)} if sparse else {}
 
-    layers = {
-        "NAU": lambda: (NAU(config.hidden, **reg()), NAU(1, **reg())),
-        "NMU": lambda: (NAU(config.hidden, **reg()), NMU(1, **reg())),
-        "NAC+": lambda: (NAC(config.hidden), NAC(1)),
-        "NAC•": lambda: (NAC(config.hidden), MulNAC(1)),
-        "NAC•,σ": lambda: (NAC(config.hidden), SigmoidMulNAC(1)),
-        "NALU": lambda: (NALU(config.hidden), NALU(1)),
-        "Linear": lambda: (keras.layers.Dense(config.hidden, use_bias=False),
-                           keras.layers.Dense(1, use_bias=False)),
-        "NPU": lambda: (NAU(config.hidden), NPU(1)),
-        "RealNPU": lambda: (NAU(config.hidden), RealNPU(1)),
-    }[unit]
+    h = config.hidden
     if config.suite == "primer":
-        single = {
-            "NAU": lambda: NAU(1, **reg()), "NMU": lambda: NMU(1, **reg()), "NAC+": lambda: NAC(1),
-            "NAC•": lambda: MulNAC(1), "NAC•,σ": lambda: SigmoidMulNAC(1), "NALU": lambda: NALU(1),
-            "Linear": lambda: keras.layers.Dense(1, use_bias=False), "NPU": lambda: NPU(1),
-            "RealNPU": lambda: RealNPU(1),
-        }[unit]
-        layers = lambda: (single(),)  # noqa: E731
-
-    def build():
-        return keras.Sequential([keras.Input((config.input_size,)), *layers()])
-
-    return build
+        layers = {
+            "NAU": lambda: [NAU(1, **reg())], "NMU": lambda: [NMU(1, **reg())], "NAC+": lambda: [NAC(1)],
+            "NAC•": lambda: [MulNAC(1)], "NAC•,σ": lambda: [SigmoidMulNAC(1)], "NALU": lambda: [NALU(1)],
+            "Linear": lambda: [keras.layers.Dense(1, use_bias=False)], "NPU": lambda: [NPU(1)],
+            "RealNPU": lambda: [RealNPU(1)],
+        }[unit]()
+    else:
+        layers = {
+            "NAU": lambda: [NAU(h, **reg()), NAU(1, **reg())],
+            "NMU": lambda: [NAU(h, **reg()), NMU(1, **reg())],
+            "NAC+": lambda: [NAC(h), NAC(1)],
+            "NAC•": lambda: [NAC(h), MulNAC(1)],
+            "NAC•,σ": lambda: [NAC(h), SigmoidMulNAC(1)],
+            "NALU": lambda: [NALU(h), NALU(1)],
+            "Linear": lambda: [keras.layers.Dense(h, use_bias=False), keras.layers.Dense(1, use_bias=False)],
+            "NPU": lambda: [NAU(h), NPU(1)],
+            "RealNPU": lambda: [NAU(h), RealNPU(1)],
+        }[unit]()
+    return keras.Sequential([keras.Input((config.input_size,)), *layers])
 
 
 def strengths_for(unit, config):
@@ -429,7 +437,7 @@ def run_configuration(config, unit, op, pair, out):
         interpolation_range=interp, extrapolation_range=extrap, batch_size=config.batch_size,
         learning_rate=config.learning_rate_for(unit), log_every=config.log_interval,
         strengths=strengths_for(unit, config), validation_size=config.eval_size,
-        test_size=config.eval_size,
+        test_size=config.eval_size, workers=config.workers,
     )
     threshold = threshold_for(config, op, extrap, out)
     scores = score_result(result, threshold, model=build())

@@ -296,14 +296,25 @@ def linear_warmup(keys, strength, start_step, end_step):
     if end_step <= start_step:
         raise ValueError(f"`end_step` must be greater than `start_step`; got {start_step!r}, {end_step!r}.")
 
-    def strengths(step):
+    return LinearWarmup(tuple(keys), strength, start_step, end_step)
+
+
+@dataclasses.dataclass(frozen=True)
+class LinearWarmup:
+    """The `strengths` function `linear_warmup` returns (a picklable object,
+    so that `train_vectorized(..., workers=2)` can send it to its processes)."""
+
+    keys: tuple
+    strength: float
+    start_step: int
+    end_step: int
+
+    def __call__(self, step):
         jnp = _jax().numpy
         step = jnp.asarray(step, jnp.int32)
-        fraction = (step - start_step).astype(jnp.float32) / jnp.float32(end_step - start_step)
-        value = jnp.float32(strength) * jnp.clip(fraction, 0.0, 1.0)
-        return {key: value for key in keys}
-
-    return strengths
+        fraction = (step - self.start_step).astype(jnp.float32) / jnp.float32(self.end_step - self.start_step)
+        value = jnp.float32(self.strength) * jnp.clip(fraction, 0.0, 1.0)
+        return {key: value for key in self.keys}
 
 
 def _variable_names(model):
@@ -774,6 +785,7 @@ def train_vectorized(
     seed_chunk=100,
     eval_chunk=2000,
     progress=False,
+    workers=1,
 ):
     """Train `build_model()` on `task` for every seed at once (JAX backend).
 
@@ -809,6 +821,15 @@ def train_vectorized(
             chunk after chunk (large chunks fall out of the cache).
         eval_chunk: examples per evaluation chunk (bounds memory).
         progress: show a tqdm progress bar.
+        workers: processes to split the seeds over (default 1: this
+            process). XLA keeps about one CPU core busy per process here, so
+            `workers=2` on a two-core machine trains nearly twice the
+            seed-steps per second. Each worker is a fresh Python process
+            (start-up and compilation of its own, a few seconds), so
+            `build_model` and `strengths` must be picklable: module-level
+            functions, `functools.partial` of them, or `linear_warmup`
+            results. Seeds are split into contiguous groups; the result is
+            the same as with one process, up to float32 rounding.
 
     Returns:
         A `TrainResult`.
@@ -817,6 +838,18 @@ def train_vectorized(
     the same arguments (one `model.fit` per seed), up to float32 rounding.
     """
     _check_backend()
+    workers = _check_int("workers", workers, 1)
+    if workers > 1 and len(_check_seeds(seeds)) > 1:
+        return _train_in_workers(
+            workers, build_model, task, seeds, steps,
+            dict(interpolation_range=interpolation_range, extrapolation_range=extrapolation_range,
+                 batch_size=batch_size, learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
+                 epsilon=epsilon, log_every=log_every, strengths=strengths,
+                 validation_size=validation_size, test_size=test_size,
+                 validation_seed=validation_seed, test_seed=test_seed, rng=rng,
+                 steps_per_call=steps_per_call, seed_chunk=seed_chunk, eval_chunk=eval_chunk),
+            progress,
+        )
     jax = _jax()
     jnp = jax.numpy
     task, seeds, steps, log_every, eval_chunk, adam, validation, test, logged = _prepare_run(
@@ -907,3 +940,68 @@ def train_vectorized(
         selected_non_trainable=concat(selected_nt_out),
         selected_steps=tuple(selected_steps),
     )
+
+
+# ---------------------------------------------------------------------------
+# Several processes
+
+
+def _train_part(build_model, task, seeds, steps, kwargs):
+    return train_vectorized(build_model, task, seeds, steps, **kwargs)
+
+
+def _merge_results(parts):
+    """One `TrainResult` of results over consecutive groups of seeds."""
+    def concat(name):
+        columns = [getattr(p, name) for p in parts]
+        if not columns[0]:
+            return []
+        return [np.concatenate(group) for group in zip(*columns)]
+
+    return TrainResult(
+        rows=[row for part in parts for row in part.rows],
+        seeds=tuple(seed for part in parts for seed in part.seeds),
+        trainable=concat("trainable"),
+        non_trainable=concat("non_trainable"),
+        trainable_paths=parts[0].trainable_paths,
+        selected_trainable=concat("selected_trainable"),
+        selected_non_trainable=concat("selected_non_trainable"),
+        selected_steps=tuple(step for part in parts for step in part.selected_steps),
+    )
+
+
+def _train_in_workers(workers, build_model, task, seeds, steps, kwargs, progress):
+    import concurrent.futures
+    import multiprocessing
+    import pickle
+
+    seeds = _check_seeds(seeds)
+    _check_task(task)
+    for name, value in (("build_model", build_model), ("strengths", kwargs["strengths"])):
+        try:
+            pickle.dumps(value)
+        except Exception as error:  # noqa: BLE001 - any pickling failure
+            raise ValueError(
+                f"workers > 1 needs a picklable `{name}` (a module-level function, a "
+                f"functools.partial of one, or a linear_warmup result): {error}"
+            ) from None
+    groups = [list(g) for g in np.array_split(np.asarray(seeds, dtype=object), min(workers, len(seeds)))]
+    groups = [[int(s) for s in g] for g in groups if len(g)]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(seeds) * steps, unit="seed-step", unit_scale=True)
+    context = multiprocessing.get_context("spawn")
+    try:
+        with concurrent.futures.ProcessPoolExecutor(len(groups), mp_context=context) as pool:
+            futures = [pool.submit(_train_part, build_model, task, group, steps, kwargs) for group in groups]
+            parts = []
+            for future, group in zip(futures, groups):
+                parts.append(future.result())
+                if bar is not None:
+                    bar.update(len(group) * steps)
+    finally:
+        if bar is not None:
+            bar.close()
+    return _merge_results(parts)
