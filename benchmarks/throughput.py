@@ -13,7 +13,13 @@ U[1, 2].
 * plain `model.fit` on pre-generated batches with `steps_per_execution` 1 and
   100 (what the reference path would cost without its per-step callback).
 
+* end to end: `train_vectorized` as the benchmark calls it (100 seeds,
+  logging and evaluation every 1,000 steps on 10,000 + 10,000 examples,
+  compilation included) in one process and split over `--workers` processes
+  (`workers=2`, process start-up included).
+
 Run:  .venv/bin/python benchmarks/throughput.py [--seeds 1 10 100] [--calls 3]
+      .venv/bin/python benchmarks/throughput.py --only-end-to-end --workers 1 2
 Timings depend on the machine and on its load; nothing here is a test.
 """
 
@@ -93,6 +99,12 @@ def fit_rate(steps, steps_per_execution):
     return steps / (time.perf_counter() - start)
 
 
+def end_to_end_rate(n_seeds, steps, workers):
+    start = time.perf_counter()
+    vec.train_vectorized(build, TASK, list(range(n_seeds)), steps, strengths=STRENGTHS, workers=workers)
+    return n_seeds * steps / (time.perf_counter() - start)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 10, 100])
@@ -101,17 +113,26 @@ def main():
     parser.add_argument("--rng", nargs="+", default=["hash", "threefry"])
     parser.add_argument("--fit-steps", type=int, default=1000)
     parser.add_argument("--no-fit", action="store_true")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--end-to-end-steps", type=int, default=20_000)
+    parser.add_argument("--end-to-end-seeds", type=int, default=100)
+    parser.add_argument("--only-end-to-end", action="store_true")
     args = parser.parse_args()
 
     print(f"jax {jax.__version__}, keras {keras.__version__}, "
           f"threefry_partitionable={jax.config.jax_threefry_partitionable}, load {os.getloadavg()[0]:.1f}")
     print("| trainer | rng | seeds | seed-steps/s |")
     print("|---|---|---|---|")
-    for rng in args.rng:
+    for rng in [] if args.only_end_to_end else args.rng:
         for n in args.seeds:
             r = vectorized_rate(n, args.steps_per_call, args.calls, rng)
             print(f"| vectorized ({args.steps_per_call} steps/call) | {rng} | {n} | {r:,.0f} |", flush=True)
-    if not args.no_fit:
+    for workers in args.workers:
+        n, steps = args.end_to_end_seeds, args.end_to_end_steps
+        r = end_to_end_rate(n, steps, workers)
+        print(f"| train_vectorized end to end ({steps} steps, workers={workers}) | hash | {n} | {r:,.0f} |",
+              flush=True)
+    if not args.no_fit and not args.only_end_to_end:
         for spe in (1, 100):
             r = fit_rate(args.fit_steps, spe)
             print(f"| model.fit, steps_per_execution={spe} | (pre-drawn) | 1 | {r:,.0f} |", flush=True)
