@@ -14,6 +14,7 @@ QUICK = {
     "recurrent": dict(ops=("add", "sub", "mul"), seeds=2, steps=1500, eval_size=500,
                       pool_size=4096, baseline_models=4),
     "bench": dict(seeds=8, steps=3000, log_every=250),
+    "mnist": dict(steps=20, batch_size=16, test_sequences=100),
 }
 
 
@@ -244,6 +245,47 @@ def cmd_bench(args):
     return 0
 
 
+def mnist_config(args):
+    from nalu_keras.experiments.mnist_sequences import MnistSequenceConfig
+
+    overrides = _overrides(args, {"tasks": "tasks", "models": "models", "seeds": "seeds",
+                                  "steps": "steps", "lr": "learning_rate",
+                                  "batch_size": "batch_size", "test_sequences": "test_sequences",
+                                  "digits_source": "digits_source", "mnist_path": "mnist_path"})
+    if args.lengths is not None:
+        try:
+            overrides["lengths"] = tuple(int(n) for n in _csv_list(args.lengths))
+        except (ValueError, argparse.ArgumentTypeError):
+            raise CLIError(f"--lengths must be comma-separated integers, got {args.lengths!r}")
+    return _make_config(MnistSequenceConfig, QUICK["mnist"] if args.quick else {}, overrides)
+
+
+def cmd_mnist(args):
+    from nalu_keras.data import DataError
+    from nalu_keras.experiments import mnist_sequences
+
+    config = mnist_config(args)
+    try:
+        images = config.load_images()
+        config.resolve_padding(images.image_shape)
+    except (DataError, ValueError) as error:
+        raise CLIError(str(error))
+    print(f"data: {images.describe()}")
+    out = prepare_out_dir(args.out)
+    start = time.perf_counter()
+    total = len(mnist_sequences.configurations(config)) * config.steps
+    with _progress(total, "MNIST sequences", "step") as bar:
+        def advance(task, model, seed, steps):
+            bar.set_postfix_str(f"{task} {model} seed {seed}")
+            bar.update(steps)
+
+        rows = mnist_sequences.run(config, progress=advance, images=images)
+    table, paths = mnist_sequences.write_report(rows, config, out)
+    _report(f"MNIST sequences (Table 2 and parity), {images.name}", table, paths,
+            time.perf_counter() - start)
+    return 0
+
+
 # -- parser -------------------------------------------------------------------
 def _common(parser, default_out):
     parser.add_argument("--steps", type=_positive_int, help="training steps per model")
@@ -311,6 +353,25 @@ def build_parser():
     bench.add_argument("--quick", action="store_true", help="8 seeds, 3000 steps")
     bench.add_argument("--out", default="results", help="output directory (default ./results)")
     bench.set_defaults(func=cmd_bench)
+
+    mnist = sub.add_parser(
+        "mnist", help="Table 2: MNIST counting and addition over digit sequences, and parity",
+        description="A CNN reads each digit image, a recurrent core (LSTM, NAC, NALU, NAU) the "
+        "sequence; trained on length 10 from the training images, tested on longer sequences "
+        "of test images. Images: --mnist-path, else Keras' cached mnist.npz, else "
+        "scikit-learn's 8x8 digits (--digits-source). Nothing is downloaded.")
+    mnist.add_argument("--tasks", type=_csv_list, help="counting,addition,parity (default all)")
+    mnist.add_argument("--models", type=_csv_list, help="LSTM,NAC,NALU,NAU (default all)")
+    mnist.add_argument("--lengths", help="test lengths, default 10,100,1000")
+    mnist.add_argument("--mnist-path", dest="mnist_path", help="an mnist.npz file to use")
+    mnist.add_argument("--digits-source", dest="digits_source",
+                       help="auto (default), mnist or sklearn")
+    mnist.add_argument("--batch-size", dest="batch_size", type=_positive_int,
+                       help="training sequences per step (default 32)")
+    mnist.add_argument("--test-sequences", dest="test_sequences", type=_positive_int,
+                       help="test sequences per length (default 1000)")
+    _common(mnist, "results")
+    mnist.set_defaults(func=cmd_mnist)
 
     reproduce = sub.add_parser(
         "reproduce", help="Fig. 1 and Table 1 (static and recurrent) in one go",
