@@ -15,6 +15,8 @@ QUICK = {
                       pool_size=4096, baseline_models=4),
     "bench": dict(seeds=8, steps=3000, log_every=250),
     "mnist": dict(steps=20, batch_size=16, test_sequences=100),
+    "language": dict(seeds=2, steps=3000, eval_every=500),
+    "product": dict(seeds=2, steps=150, batch_size=32, test_sequences=200),
 }
 
 
@@ -286,6 +288,74 @@ def cmd_mnist(args):
     return 0
 
 
+def language_config(args):
+    from nalu_keras.experiments.language import LanguageConfig
+
+    overrides = _overrides(args, {"models": "models", "seeds": "seeds", "steps": "steps",
+                                  "lr": "learning_rate", "targets": "targets"})
+    if args.use_and:
+        overrides["use_and"] = True
+    return _make_config(LanguageConfig, QUICK["language"] if args.quick else {}, overrides)
+
+
+def cmd_language(args):
+    from nalu_keras.experiments import language
+
+    config = language_config(args)
+    out = prepare_out_dir(args.out)
+    start = time.perf_counter()
+    total = len(config.models) * config.seeds * config.steps
+    with _progress(total, "Table 3 language", "step") as bar:
+        def advance(model, seed, steps):
+            bar.set_postfix_str(f"{model} seed {seed}")
+            bar.update(steps)
+
+        rows, examples, curves = language.run(config, progress=advance)
+    table, paths = language.write_report(rows, examples, curves, config, out)
+    _report("Table 3: number words to numbers (MAE, median over seeds)", table, paths,
+            time.perf_counter() - start)
+    return 0
+
+
+def product_config(args):
+    from nalu_keras.experiments.sequential_product import SequentialProductConfig
+
+    overrides = _overrides(args, {"models": "models", "seeds": "seeds", "steps": "steps",
+                                  "lr": "learning_rate", "batch_size": "batch_size",
+                                  "test_sequences": "test_sequences",
+                                  "test_length": "test_length", "criterion": "criterion",
+                                  "digits_source": "digits_source",
+                                  "mnist_path": "mnist_path"})
+    return _make_config(SequentialProductConfig, QUICK["product"] if args.quick else {},
+                        overrides)
+
+
+def cmd_product(args):
+    from nalu_keras.data import DataError
+    from nalu_keras.experiments import sequential_product
+
+    config = product_config(args)
+    try:
+        images = config.load_images()
+        config.encoder_config().resolve_padding(images.image_shape)
+    except (DataError, ValueError) as error:
+        raise CLIError(str(error))
+    print(f"data: {images.describe()}")
+    out = prepare_out_dir(args.out)
+    start = time.perf_counter()
+    total = len(sequential_product.configurations(config)) * config.steps
+    with _progress(total, "sequential product", "step") as bar:
+        def advance(model, seed, steps):
+            bar.set_postfix_str(f"{model} seed {seed}")
+            bar.update(steps)
+
+        rows = sequential_product.run(config, progress=advance, images=images)
+    table, paths = sequential_product.write_report(rows, config, out)
+    _report(f"Sequential MNIST product, {images.name} (successes vs the reference)", table,
+            paths, time.perf_counter() - start)
+    return 0
+
+
 # -- parser -------------------------------------------------------------------
 def _common(parser, default_out):
     parser.add_argument("--steps", type=_positive_int, help="training steps per model")
@@ -372,6 +442,41 @@ def build_parser():
                        help="test sequences per length (default 1000)")
     _common(mnist, "results")
     mnist.set_defaults(func=cmd_mnist)
+
+    language = sub.add_parser(
+        "language", help="Table 3: English number words to numbers (embedding, LSTM, NALU)",
+        description="Sentences such as 'seven hundred twenty three' for 0..999, split 169 / 200 / "
+        "631 (train / validation / test); Embedding -> LSTM -> NALU(1) against LSTM -> "
+        "Dense(1); mean absolute error per split, plus numbers 1,000..9,999 ('beyond').")
+    language.add_argument("--models", type=_csv_list, help="LSTM,NALU (default both)")
+    language.add_argument("--targets", help="final (default: the loss on the last word) or "
+                          "per_step (the running value after every word)")
+    language.add_argument("--use-and", dest="use_and", action="store_true",
+                          help="write 'seven hundred and twenty three' (30 tokens, not 29)")
+    _common(language, "results")
+    language.set_defaults(func=cmd_language)
+
+    product = sub.add_parser(
+        "product", help="Madsen & Johansen's sequential MNIST product (NMU, NAC*, NALU, LSTM)",
+        description="A CNN reads each digit (1..9), a recurrent unit keeps the running product; "
+        "trained on length 2, tested on lengths 1..20, success = error no worse than a reference "
+        "model whose unit is fixed to the exact product. Images: --mnist-path, else Keras' "
+        "cached mnist.npz, else scikit-learn's 8x8 digits (--digits-source). Nothing is "
+        "downloaded.")
+    product.add_argument("--models", type=_csv_list,
+                         help="NMU,NAC*,NALU,LSTM (default all; the reference is always trained)")
+    product.add_argument("--mnist-path", dest="mnist_path", help="an mnist.npz file to use")
+    product.add_argument("--digits-source", dest="digits_source",
+                         help="auto (default), mnist or sklearn")
+    product.add_argument("--batch-size", dest="batch_size", type=_positive_int,
+                         help="training sequences per step (default 64)")
+    product.add_argument("--test-sequences", dest="test_sequences", type=_positive_int,
+                         help="test sequences (default 1000)")
+    product.add_argument("--test-length", dest="test_length", type=_positive_int,
+                         help="longest test length (default 20)")
+    product.add_argument("--criterion", help="reference bar: max (default), median or paired")
+    _common(product, "results")
+    product.set_defaults(func=cmd_product)
 
     reproduce = sub.add_parser(
         "reproduce", help="Fig. 1 and Table 1 (static and recurrent) in one go",
