@@ -206,9 +206,21 @@ def build_model(config, model_name):
     return keras.Model(inputs, outputs, name=f"language_{model_name.lower()}")
 
 
+PREDICT_BATCH = 256
+
+
 def predict_steps(model, ids):
-    """Predictions after every word, float64 (n, length)."""
-    return np.asarray(model.predict(ids, batch_size=1024, verbose=0), np.float64)[..., 0]
+    """Predictions after every word, float64 (n, length).
+
+    The rows are padded to a multiple of `PREDICT_BATCH` so that every batch
+    has one shape and the prediction function is compiled once.
+    """
+    ids = np.asarray(ids)
+    n = len(ids)
+    padded = np.zeros((-(-n // PREDICT_BATCH) * PREDICT_BATCH,) + ids.shape[1:], ids.dtype)
+    padded[:n] = ids
+    out = model.predict(padded, batch_size=PREDICT_BATCH, verbose=0)
+    return np.asarray(out, np.float64)[:n, :, 0]
 
 
 def final_mae(model, ids, values):
