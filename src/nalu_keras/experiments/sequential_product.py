@@ -280,10 +280,23 @@ def test_sequences(config, images):
 
 
 # -- evaluation ---------------------------------------------------------------------
+PREDICT_BATCH = 500
+
+
+def predict(model, x):
+    """`model.predict` on rows padded to a multiple of `PREDICT_BATCH` (one
+    batch shape, so one compilation), float64, the padding rows dropped."""
+    x = np.asarray(x)
+    n = len(x)
+    padded = np.zeros((-(-n // PREDICT_BATCH) * PREDICT_BATCH,) + x.shape[1:], x.dtype)
+    padded[:n] = x
+    return np.asarray(model.predict(padded, batch_size=PREDICT_BATCH, verbose=0),
+                      np.float64)[:n]
+
+
 def running_outputs(core, features, indices):
     """The core's output after every step, float64 (n, L), from per-image features."""
-    out = core.predict(features[np.asarray(indices)], batch_size=1024, verbose=0)
-    return np.asarray(out, dtype=np.float64).reshape(len(indices), -1)
+    return predict(core, features[np.asarray(indices)]).reshape(len(indices), -1)
 
 
 def length_errors(outputs, targets):
@@ -311,8 +324,7 @@ def length_errors(outputs, targets):
 def digit_scores(encoder, images):
     """(mean |CNN output − digit|, fraction with rint(output) == digit) on test digits 1..9."""
     keep = np.isin(images.y_test, DIGITS)
-    values = np.asarray(encoder.predict(images.x_test[keep], batch_size=1024, verbose=0),
-                        np.float64).reshape(-1)
+    values = predict(encoder, images.x_test[keep]).reshape(-1)
     labels = images.y_test[keep].astype(np.float64)
     return float(np.mean(np.abs(values - labels))), float(np.mean(np.rint(values) == labels))
 
@@ -327,9 +339,12 @@ def unit_weights(core):
     return {"W_x": float(w[0]), "W_h": float(w[1])}
 
 
-def run_one(config, images, model_name, seed, tests=None, progress=None):
-    """Train one model (or the reference) and score it at every length 1..test_length."""
-    tests = tests if tests is not None else test_sequences(config, images)
+def train_model(config, images, model_name, seed, progress=None):
+    """Build and train one model; return (full model, encoder, core, info).
+
+    info: {"final_loss", "train_seconds"}. For the reference, the unit's
+    weights are checked to be unchanged by training (RuntimeError if not).
+    """
     keras.utils.set_random_seed(config.data_seed * 1_000_003 + seed)
     model, encoder, core = build_models(config, model_name, images.image_shape)
     unit = arithmetic_unit(core)
@@ -345,8 +360,16 @@ def run_one(config, images, model_name, seed, tests=None, progress=None):
         after = unit.get_weights()
         if not all(np.array_equal(a, b) for a, b in zip(before, after)):
             raise RuntimeError("the reference model's arithmetic weights changed in training")
+    info = {"final_loss": float(history.history.get("loss", [np.nan])[-1]),
+            "train_seconds": seconds}
+    return model, encoder, core, info
 
-    features = np.asarray(encoder.predict(images.x_test, batch_size=1024, verbose=0), np.float32)
+
+def run_one(config, images, model_name, seed, tests=None, progress=None):
+    """Train one model (or the reference) and score it at every length 1..test_length."""
+    tests = tests if tests is not None else test_sequences(config, images)
+    _, encoder, core, info = train_model(config, images, model_name, seed, progress)
+    features = predict(encoder, images.x_test).astype(np.float32)
     outputs = running_outputs(core, features, tests.indices)
     targets = tests.running_product()
     errors = length_errors(outputs, targets)
@@ -355,9 +378,9 @@ def run_one(config, images, model_name, seed, tests=None, progress=None):
         "model": model_name, "seed": seed, "train_length": config.train_length,
         "test_sequences": len(tests), "steps": config.steps, "batch_size": config.batch_size,
         "learning_rate": config.learning_rate, "loss_steps": config.loss_steps,
-        "final_loss": float(history.history.get("loss", [np.nan])[-1]),
+        "final_loss": info["final_loss"],
         "digit_mae": digit_mae, "digit_accuracy": digit_accuracy, **unit_weights(core),
-        "train_seconds": round(seconds, 1), "dataset": images.name,
+        "train_seconds": round(info["train_seconds"], 1), "dataset": images.name,
         "data_source": images.source,
         "image_size": "x".join(str(s) for s in images.image_shape[:2]),
         "padding": config.encoder_config().resolve_padding(images.image_shape),
