@@ -8,7 +8,10 @@ combinations of words never seen together in training.
 
 Models (the authors' later description; the paper gives no sizes):
 
-    token ids -> Embedding(30, 256) -> LSTM(10) -> head, at every step
+    token ids -> Embedding(31, 256) -> LSTM(10) -> head, at every step
+
+(31 embedding rows: padding, the 29 tokens and "thousand", which only the
+"beyond" set uses; 32 with `use_and`.)
 
 - "NALU": the head is `NALU(1)` on the LSTM output.
 - "LSTM": the baseline; the head is `Dense(1)`.
