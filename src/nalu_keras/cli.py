@@ -253,7 +253,8 @@ def mnist_config(args):
     overrides = _overrides(args, {"tasks": "tasks", "models": "models", "seeds": "seeds",
                                   "steps": "steps", "lr": "learning_rate",
                                   "batch_size": "batch_size", "test_sequences": "test_sequences",
-                                  "digits_source": "digits_source", "mnist_path": "mnist_path"})
+                                  "digits_source": "digits_source", "mnist_path": "mnist_path",
+                                  "state_init": "state_init"})
     if args.lengths is not None:
         try:
             overrides["lengths"] = tuple(int(n) for n in _csv_list(args.lengths))
@@ -440,6 +441,9 @@ def build_parser():
                        help="training sequences per step (default 32)")
     mnist.add_argument("--test-sequences", dest="test_sequences", type=_positive_int,
                        help="test sequences per length (default 1000)")
+    mnist.add_argument("--state-init", dest="state_init",
+                       help="identity (default: arithmetic cores start as accumulators) or "
+                       "default (the units' own initializers)")
     _common(mnist, "results")
     mnist.set_defaults(func=cmd_mnist)
 
