@@ -227,3 +227,15 @@ def test_workers_give_the_rows_of_one_process(tiny_run, tmp_path):
         [(r["unit"], r["seed"], r["success"], r["selected_step"]) for r in theirs]
     for a, b in zip(mine, theirs):
         assert float(a["extrapolation_mse"]) == pytest.approx(float(b["extrapolation_mse"]), rel=1e-4)
+
+
+def test_success_matrix_has_one_column_per_range_pair():
+    config = benchmark.BenchConfig(units=("NAU", "NMU"), ops=("add",), ranges="U[1,2]:U[2,6];U[0,1]:U[1,5]".split(";"))
+    summaries = [
+        {"unit": "NAU", "op": "add", "range": "U[1,2]:U[2,6]", "success_rate": 1.0},
+        {"unit": "NAU", "op": "add", "range": "U[0,1]:U[1,5]", "success_rate": 0.25},
+        {"unit": "NMU", "op": "add", "range": "U[0,1]:U[1,5]", "success_rate": 0.0},
+    ]
+    headers, body = benchmark.success_matrix(summaries, config)
+    assert headers == ["unit", "op", "U[1,2] → U[2,6]", "U[0,1] → U[1,5]"]
+    assert body == [["NAU", "a+b", "100", "25"], ["NMU", "a+b", "—", "0"]]

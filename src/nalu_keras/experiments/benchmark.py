@@ -615,6 +615,22 @@ def table(summaries):
     return headers, body
 
 
+def success_matrix(summaries, config):
+    """(headers, body): success % per (unit, op) row and range-pair column,
+    for sweeps over several ranges ("—" where a configuration is missing)."""
+    by_key = {(s["unit"], s["op"], s["range"]): s for s in summaries}
+    headers = ["unit", "op"] + [pair.replace(":", " → ") for pair in config.ranges]
+    body = []
+    for op in config.ops:
+        for unit in config.units:
+            cells = []
+            for pair in config.ranges:
+                s = by_key.get((unit, op, pair))
+                cells.append("—" if s is None else _percent(s["success_rate"]))
+            body.append([unit, OP_SYMBOLS.get(op, op)] + cells)
+    return headers, body
+
+
 def plot_success(summaries, config, path):
     plt = pyplot()
     ranges = list(config.ranges)
@@ -699,6 +715,9 @@ def write_report(config, out):
             "error mean over successful seeds; sparsity error at the selected step.\n\n"
             + markdown_table(headers, body) + "\n"
         )
+        if len(config.ranges) > 1:
+            handle.write("\n## Success rate (%) per range pair (interpolation → extrapolation)\n\n"
+                         + markdown_table(*success_matrix(summaries, config)) + "\n")
     paths = [os.path.join(out, RUNS_FILE), os.path.join(out, CURVES_FILE), md,
              plot_success(summaries, config, os.path.join(out, SUCCESS_PNG)),
              plot_curves(out, config, os.path.join(out, CURVES_PNG))]
