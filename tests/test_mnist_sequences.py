@@ -52,6 +52,8 @@ def test_each_task_end_to_end(task, models, digits, tmp_path):
         assert 0.0 <= row["accuracy"] <= 1.0 and np.isfinite(row["mae"]) and row["mae"] >= 0
         assert row["steps"] == 3 and np.isfinite(row["final_loss"])
         assert ("count_accuracy" in row) == (task == "counting")
+        assert ("bias" in row) == (task != "parity")
+        assert (row["state_radius"] == "") == (row["model"] == "LSTM")
     # Progress counts every training step of every model.
     assert sum(args[3] for args in seen) == 3 * len(models)
     assert {args[:3] for args in seen} == {(task, m, 0) for m in models}
@@ -64,6 +66,7 @@ def test_each_task_end_to_end(task, models, digits, tmp_path):
     assert "sklearn-digits-8x8 8x8 from scikit-learn bundled digits" in table
     assert f"| {task} | {models[0]} |" in table
     assert ("individual counts" in table) == (task == "counting")
+    assert ("state radius" in table) == (models[0] != "LSTM")
     assert "acc L=12" in text and "MAE L=1" in text
 
 
@@ -155,10 +158,30 @@ def test_identity_state_init_starts_cores_as_accumulators(model_name):
     np.testing.assert_allclose(W[features:], np.eye(features), atol=1e-4)
     assert np.abs(W[:features]).max() < 1  # input block: the unit's own random start
     assert np.std(W[:features]) > 0
+    np.testing.assert_array_equal(ms.state_block(core), W[features:])
+    diagnostics = ms.state_diagnostics(core)
+    assert diagnostics["state_radius"] == pytest.approx(1.0, abs=1e-4)
+    assert diagnostics["state_max_dev"] < 1e-4
     default = ms.build_core(MnistSequenceConfig(state_init="default"), "counting", model_name,
                             features)
     W_default = keras.ops.convert_to_numpy(default.layers[1].cell.unit.W)
     assert np.abs(np.diag(W_default[features:])).max() < 0.9
+    assert ms.state_diagnostics(default)["state_max_dev"] > 0.1
+
+
+def test_state_diagnostics_of_a_known_block_and_of_the_lstm():
+    core = ms.build_core(MnistSequenceConfig(), "counting", "NAU", 2)
+    unit = core.layers[1].cell.unit
+    unit.w.assign(np.array([[0.5, 0.0], [0.0, 0.5], [1.0, 0.5], [0.0, 1.0]], dtype="float32"))
+    diagnostics = ms.state_diagnostics(core)  # block [[1, .5], [0, 1]]: eigenvalues 1, 1
+    assert diagnostics == pytest.approx({"state_radius": 1.0, "state_max_dev": 0.5})
+    unit.w.assign(np.array([[0, 0], [0, 0], [1.0, 0.0], [0.0, -0.25]], dtype="float32"))
+    assert ms.state_diagnostics(core)["state_radius"] == pytest.approx(1.0)
+    unit.w.assign(np.array([[0, 0], [0, 0], [0.5, 0.0], [0.0, -0.25]], dtype="float32"))
+    assert ms.state_diagnostics(core)["state_radius"] == pytest.approx(0.5)
+    lstm = ms.build_core(MnistSequenceConfig(), "counting", "LSTM", 10)
+    assert ms.state_block(lstm) is None
+    assert ms.state_diagnostics(lstm) == {"state_radius": "", "state_max_dev": ""}
 
 
 def test_lstm_output_bias_starts_at_the_target_mean():
@@ -174,7 +197,7 @@ def test_scores():
     sequences = DigitSequences(np.zeros_like(digits), digits, "test")
     # addition: targets 6 and 8
     result = ms.score("addition", np.array([[6.4], [7.4]]), sequences)
-    assert result == pytest.approx({"accuracy": 0.5, "mae": 0.5})
+    assert result == pytest.approx({"accuracy": 0.5, "mae": 0.5, "bias": -0.1})
     # counting: first sequence all right, second with one count off by 1.
     counts = sequences.counts().astype(float)
     outputs = counts.copy()
@@ -184,6 +207,7 @@ def test_scores():
     assert result["accuracy"] == 0.5
     assert result["count_accuracy"] == pytest.approx(19 / 20)
     assert result["mae"] == pytest.approx((0.3 + 1.0) / 20)
+    assert result["bias"] == pytest.approx((0.3 - 1.0) / 20)
     # parity: targets 0 (sum 6) and 0 (sum 8); logits -2 (even, right) and +1 (odd, wrong)
     result = ms.score("parity", np.array([[-2.0], [1.0]]), sequences)
     assert result["accuracy"] == 0.5

@@ -76,6 +76,13 @@ Metrics, per task and test length:
   sequences (and over the ten counts for counting); for parity, the mean of
   |P(odd) − target|. A model whose output overflowed (inf or NaN) on any
   test sequence has an infinite MAE there.
+- bias (counting and addition): the mean signed error, prediction −
+  target.
+- state_radius, state_max_dev (arithmetic cores, once per trained model):
+  the spectral radius of the trained state-to-state weight block and its
+  largest distance from the identity. An error in what one image adds
+  grows linearly with the length; a radius away from 1 makes the state
+  grow or decay geometrically.
 
 A reference for accuracy: an encoder that recognizes a single image with
 probability q gets a whole sequence of length L right with probability about
@@ -408,7 +415,8 @@ def evaluate_core(core, features, indices):
 
 
 def score(task, outputs, sequences):
-    """{"accuracy", "mae"} (and "count_accuracy" for counting) of outputs."""
+    """{"accuracy", "mae"}, plus "bias" (mean signed error) for counting and
+    addition and "count_accuracy" for counting, of a model's outputs."""
     target = np.asarray(sequences.targets(task), dtype=np.float64).reshape(len(sequences), -1)
     outputs = np.asarray(outputs, dtype=np.float64).reshape(target.shape)
     if task == "parity":
@@ -421,9 +429,36 @@ def score(task, outputs, sequences):
         right = np.rint(outputs) == target
     error = np.where(np.isfinite(outputs), np.abs(outputs - target), np.inf)
     result = {"accuracy": float(np.mean(np.all(right, axis=1))), "mae": float(np.mean(error))}
+    with np.errstate(invalid="ignore", over="ignore"):
+        result["bias"] = float(np.mean(outputs - target))
     if task == "counting":
         result["count_accuracy"] = float(np.mean(right))
     return result
+
+
+def state_block(core):
+    """The effective weight block from h_{t-1} to h_t of an arithmetic core (None for LSTM).
+
+    NAC and NAU: their weight W; NALU: its additive path's W (the gate and
+    the multiplicative path also act on the state).
+    """
+    cells = [layer.cell for layer in core.layers if isinstance(layer, keras.layers.RNN)]
+    if not cells or not isinstance(cells[0], ArithmeticCell):
+        return None
+    weight = np.asarray(keras.ops.convert_to_numpy(cells[0].unit.W), dtype=np.float64)
+    return weight[weight.shape[0] - weight.shape[1]:]
+
+
+def state_diagnostics(core):
+    """{"state_radius": spectral radius of the state block, "state_max_dev":
+    max |block − I|}; empty strings for the LSTM. A radius above 1 makes the
+    state grow geometrically with the sequence length, below 1 decay."""
+    block = state_block(core)
+    if block is None:
+        return {"state_radius": "", "state_max_dev": ""}
+    radius = float(np.max(np.abs(np.linalg.eigvals(block))))
+    return {"state_radius": radius,
+            "state_max_dev": float(np.max(np.abs(block - np.eye(len(block)))))}
 
 
 # -- one configuration --------------------------------------------------------------
@@ -467,6 +502,7 @@ def run_one(config, images, task, model_name, seed, tests=None, progress=None):
     train_seconds = time.perf_counter() - start
 
     features = encode(encoder, images.x_test)
+    diagnostics = state_diagnostics(core)
     rows = []
     for length, sequences in tests.items():
         outputs = evaluate_core(core, features, sequences.indices)
@@ -479,6 +515,7 @@ def run_one(config, images, task, model_name, seed, tests=None, progress=None):
             "sequences": len(sequences),
             **score(task, outputs, sequences),
             "final_loss": final_loss,
+            **diagnostics,
             "steps": config.steps,
             "batch_size": config.batch_size,
             "learning_rate": config.learning_rate,
@@ -549,6 +586,21 @@ def count_summary(rows, config):
     return headers, body
 
 
+def state_summary(rows, config):
+    """Arithmetic cores: the trained state block's spectral radius and distance from I."""
+    headers = ["task", "model", "state radius", "max |S - I|"]
+    body = []
+    for task in config.tasks:
+        for model in config.models:
+            group = [r for r in rows if r["task"] == task and r["model"] == model
+                     and r.get("state_radius", "") != ""]
+            if group:
+                body.append([task, model,
+                             float(np.mean([r["state_radius"] for r in group])),
+                             float(np.mean([r["state_max_dev"] for r in group]))])
+    return headers, body
+
+
 def _percent(value):
     return "nan" if np.isnan(value) else f"{100 * value:.1f} %"
 
@@ -608,6 +660,11 @@ def write_report(rows, config, out, prefix="mnist"):
             c_headers, c_body = count_summary(rows, config)
             handle.write("\nCounting, fraction of the individual counts right:\n\n"
                          + markdown_table(c_headers, c_body) + "\n")
+        s_headers, s_body = state_summary(rows, config)
+        if s_body:
+            handle.write("\nTrained state-to-state block S of the arithmetic cores (mean over "
+                         "seeds; radius 1 and S = I carry the state over unchanged):\n\n"
+                         + markdown_table(s_headers, s_body) + "\n")
     paths.append(md)
     paths.append(plot(rows, config, os.path.join(out, f"{prefix}.png")))
     text = text_table(headers, body)
