@@ -14,7 +14,7 @@ QUICK = {
     "recurrent": dict(ops=("add", "sub", "mul"), seeds=2, steps=1500, eval_size=500,
                       pool_size=4096, baseline_models=4),
     "bench": dict(seeds=8, steps=3000, log_every=250),
-    "mnist": dict(steps=20, batch_size=16, test_sequences=100),
+    "mnist": dict(steps=10, batch_size=8, test_sequences=50),
     "language": dict(seeds=2, steps=3000, eval_every=500),
     "product": dict(seeds=2, steps=150, batch_size=32, test_sequences=200),
 }
