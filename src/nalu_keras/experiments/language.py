@@ -284,7 +284,10 @@ def run(config, progress=None):
 
     rows: one per (model, seed) with the MAE on each split; examples: one per
     (model, seed, example number) with the prediction after each word;
-    curves: validation MAE every `eval_every` steps. `progress(model, seed,
+    curves: every `eval_every` steps, the validation MAE and `train_loss`,
+    Keras' training loss averaged over those steps' batches (the weighted
+    squared error summed over a batch's word positions, divided by
+    batch size × sentence length). `progress(model, seed,
     steps)` is called as training advances (`steps` just finished).
     """
     sets = splits(config)
