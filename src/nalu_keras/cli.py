@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import signal
 import sys
 import tempfile
 import time
+
+from nalu_keras.validation import MAX_STEPS
 
 QUICK = {
     "identity": dict(models=3, steps=2000),
@@ -46,8 +50,17 @@ def _positive_float(text):
         value = float(text)
     except ValueError:
         value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite positive number, got {text!r}")
+    return value
+
+
+def _step_count(text):
+    value = _positive_int(text)
+    if value > MAX_STEPS:
+        raise argparse.ArgumentTypeError(
+            f"at most {MAX_STEPS:,} steps can be run (the step counter of the compiled training "
+            f"program is a 32-bit integer), got {text!r}")
     return value
 
 
@@ -199,10 +212,6 @@ def _range_list(text):
 def bench_config(args):
     from nalu_keras.experiments.benchmark import BenchConfig
 
-    if args.seeds is not None and args.seeds <= 0:
-        raise CLIError(f"--seeds must be a positive integer, got {args.seeds}")
-    if args.inputs is not None and args.inputs <= 0:
-        raise CLIError(f"--inputs must be a positive integer, got {args.inputs}")
     fields = {"schedule": args.schedule, "suite": args.suite, "input_size": args.inputs}
     if args.quick:
         fields.update(QUICK["bench"])
@@ -217,10 +226,9 @@ def bench_config(args):
                 overrides[field] = ()
             if not overrides[field]:
                 raise CLIError(f"--{arg} is empty")
-    if args.workers is not None and args.workers <= 0:
-        raise CLIError(f"--workers must be a positive integer, got {args.workers}")
     overrides.update(_overrides(args, {"seeds": "seeds", "steps": "steps", "workers": "workers",
-                                       "log_every": "log_every", "lr": "learning_rate"}))
+                                       "log_every": "log_every", "lr": "learning_rate",
+                                       "seed_group": "seed_group"}))
     return _make_config(BenchConfig, fields, overrides)
 
 
@@ -232,6 +240,7 @@ def cmd_bench(args):
     start = time.perf_counter()
     configurations = config.configurations()
     try:
+        benchmark.check_out(config, out)
         with _progress(len(configurations), "bench", "config") as bar:
             def advance(unit, op, pair, skipped):
                 bar.set_postfix_str(f"{unit} {op} {pair}" + (" (done before)" if skipped else ""))
@@ -359,7 +368,7 @@ def cmd_product(args):
 
 # -- parser -------------------------------------------------------------------
 def _common(parser, default_out):
-    parser.add_argument("--steps", type=_positive_int, help="training steps per model")
+    parser.add_argument("--steps", type=_step_count, help="training steps per model")
     parser.add_argument("--seeds", type=_positive_int, help="seeds (models) per configuration")
     parser.add_argument("--lr", type=_positive_float, help="Adam learning rate")
     parser.add_argument("--quick", action="store_true",
@@ -404,23 +413,27 @@ def build_parser():
     bench.add_argument("--suite", default="madsen", choices=("madsen", "primer"),
                        help="madsen: 100 -> 2 -> 1 on sums of subsets (default); primer: one unit "
                        "on two inputs (the Primer's single-module task, ops add,sub,mul,div)")
-    bench.add_argument("--inputs", type=int, help="input size (default 100 for madsen, 2 for "
+    bench.add_argument("--inputs", type=_positive_int, help="input size (default 100 for madsen, 2 for "
                        "primer; the primer's larger variants use 10 and 100)")
     bench.add_argument("--units", help="NAU,NMU,NAC+,NAC•,NAC•,σ,NALU,Linear,NPU,RealNPU "
                        "(ASCII: NAC*, NAC*sigma; default NAU,NMU)")
     bench.add_argument("--ops", help="add,sub,mul,div,squared,root (default add,mul)")
     bench.add_argument("--ranges", help="'INTERP:EXTRAP' pairs separated by ';' or a sweep: "
                        "'madsen' (7 pairs) or 'primer' (9 pairs); default 'U[1,2]:U[2,6]'")
-    bench.add_argument("--seeds", type=int, help="seeds per configuration (default 100)")
+    bench.add_argument("--seeds", type=_positive_int, help="seeds per configuration (default 100)")
     bench.add_argument("--schedule",
                        help="fast (5e4 steps), paper (5e6 steps) or primer (5e4 steps, both "
                        "warm-ups 2e4 -> 3.5e4); default fast for madsen, primer for primer")
-    bench.add_argument("--steps", type=int, help="override the schedule's steps "
+    bench.add_argument("--steps", type=_step_count, help="override the schedule's steps "
                        "(the sparsity warm-up is scaled along)")
-    bench.add_argument("--log-every", dest="log_every", type=int, help="log every N steps (default 1000)")
-    bench.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
-    bench.add_argument("--workers", type=int, help="processes to split the seeds over "
-                       "(default 1; 2 uses both cores of a two-core machine)")
+    bench.add_argument("--log-every", dest="log_every", type=_positive_int, help="log every N steps (default 1000)")
+    bench.add_argument("--lr", type=_positive_float, help="Adam learning rate (default 1e-3)")
+    bench.add_argument("--workers", type=_positive_int, help="processes to share out the seed "
+                       "groups (default 1; 2 uses both cores of a two-core machine); changes the "
+                       "speed, never the numbers")
+    bench.add_argument("--seed-group", dest="seed_group", type=_positive_int,
+                       help="seeds trained together in one compiled program (default half the "
+                       "seeds, at most 100); results can differ with it at float32 rounding")
     bench.add_argument("--quick", action="store_true", help="8 seeds, 3000 steps")
     bench.add_argument("--out", default="results", help="output directory (default ./results)")
     bench.set_defaults(func=cmd_bench)
@@ -490,20 +503,46 @@ def build_parser():
     return parser
 
 
+def _end_on_interrupt(signum, frame):
+    """Ctrl-C: end the worker processes and this one at once, with one line.
+
+    Unwinding through a running XLA program or through worker pools can crash
+    or print tracebacks; every result file is written whole-or-not-at-all
+    (or appended and checked on the next run), so ending here loses nothing
+    that was finished, and rerunning a resumable command continues."""
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        child.kill()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os.write(2, b"\nnalu-keras: interrupted\n")
+    os._exit(130)
+
+
 def main(argv=None):
     # TensorFlow, when installed, is imported by Keras' seeding utility even on
     # the JAX backend; keep its start-up log lines out of the command's output.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     parser = build_parser()
     args = parser.parse_args(argv)
+    import threading
+
+    handle = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT)
+    if handle:
+        signal.signal(signal.SIGINT, _end_on_interrupt)
     try:
         return args.func(args)
     except CLIError as error:
         print(f"nalu-keras: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("nalu-keras: interrupted", file=sys.stderr)
-        return 130
+    finally:
+        if handle:
+            signal.signal(signal.SIGINT, previous)
 
 
 if __name__ == "__main__":

@@ -10,10 +10,10 @@ import json
 import math
 import numbers
 import os
-import tempfile
 
 import numpy as np
 
+from nalu_keras._files import atomic_write
 from nalu_keras.layers.base import ArithmeticUnit
 
 
@@ -212,33 +212,52 @@ def _threshold_cache_text(key):
     )
 
 
+class NoThresholdError(ValueError):
+    """The ε-perturbed solution is not finite on the range: no success
+    threshold exists (e.g. the root of negative sums)."""
+
+
+def _is_cached_number(value):
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
 def _read_threshold_file(path):
+    """The entries of the threshold cache `path` ({} if there is none).
+
+    A file that cannot be read, is not JSON, or holds entries of another
+    shape is a ValueError naming the file: a damaged cache never turns into
+    missing thresholds (and failed seeds).
+    """
     if not os.path.exists(path):
         return {}
-    with open(path, encoding="utf-8") as handle:
-        try:
+    problem = f"The threshold cache {path!r}"
+    remedy = "; delete it to recompute the thresholds"
+    try:
+        with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"The threshold cache {path!r} is not valid JSON: {error}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{problem} cannot be read as JSON ({error}){remedy}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"The threshold cache {path!r} does not hold a JSON object.")
+        raise ValueError(f"{problem} does not hold a JSON object{remedy}")
+    for key, entry in data.items():
+        if not (isinstance(entry, dict) and _is_cached_number(entry.get("mse"))
+                and _is_cached_number(entry.get("stderr"))):
+            raise ValueError(f"{problem} has a malformed entry {key!r}: {entry!r}{remedy}")
     return data
 
 
 def _write_threshold_file(path, entries):
     data = _read_threshold_file(path)
     data.update(entries)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=1, sort_keys=True)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_write(path) as stream:
+        json.dump(data, stream, indent=1, sort_keys=True)
+
+
+def check_threshold_cache(path):
+    """Raise a ValueError naming `path` if it exists and is not a readable
+    threshold cache (check it before a long run, not after)."""
+    _read_threshold_file(os.fspath(path))
 
 
 def _finite_or_none(value):
@@ -327,8 +346,10 @@ def success_threshold(
         `return_stderr=True`.
 
     Raises:
-        ValueError: on invalid arguments, or when the perturbed solution is
-            not finite on this range (e.g. root of negative sums).
+        NoThresholdError (a ValueError): when the perturbed solution is not
+            finite on this range (e.g. root of negative sums).
+        ValueError: on invalid arguments, or a `cache_path` that exists but
+            is not a readable threshold cache.
     """
     from nalu_keras.tasks.arithmetic import ArithmeticTask, ValueRange
 
@@ -394,7 +415,7 @@ def success_threshold(
             _write_threshold_file(os.fspath(cache_path), entries)
     mse, stderr = _THRESHOLD_CACHE[key]
     if not math.isfinite(mse):
-        raise ValueError(
+        raise NoThresholdError(
             f"The ε-perturbed solution of {task.op!r} is not finite on {value_range} "
             f"(form: {'single module' if single_module else f'perturb_output={bool(perturb_output)}'}); "
             "no threshold can be estimated."

@@ -85,3 +85,52 @@ def check_choice(name, value, choices):
             f"Expected one of {', '.join(repr(c) for c in choices)}."
         )
     return value
+
+
+# The step counters of the compiled training programs (Keras' iteration
+# counter on JAX, `lax.scan` indices) are 32-bit integers.
+MAX_STEPS = 2**31 - 1
+
+
+def check_steps(name, value, minimum=1):
+    """Return `value` if it is an integer in [minimum, MAX_STEPS], else raise.
+
+    Larger step counts cannot be run: the step counter of the compiled
+    training programs is a 32-bit integer.
+    """
+    valid = (not isinstance(value, bool) and isinstance(value, numbers.Integral)
+             and minimum <= value <= MAX_STEPS)
+    if not valid:
+        raise ValueError(
+            f"{name} must be an integer from {minimum} to {MAX_STEPS:,} (the step counter of "
+            f"the compiled training program is a 32-bit integer), got {value!r}"
+        )
+    return int(value)
+
+
+def check_learning_rate(name, value):
+    """Return `value` as float if it is a finite number > 0, else raise
+    "<name> must be a finite number > 0, got ..."."""
+    valid = (not isinstance(value, bool) and isinstance(value, numbers.Real)
+             and math.isfinite(value) and value > 0)
+    if not valid:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+# The most logged values (logged steps × seeds) one training run keeps: its
+# curves are held in memory as rows and written to CSV.
+MAX_LOG_VALUES = 10_000_000
+
+
+def check_log_points(steps, log_every, seeds=1):
+    """Raise a ValueError if logging every `log_every` of `steps` steps for
+    `seeds` seeds would keep more than MAX_LOG_VALUES values; computed
+    before anything per logged step is allocated."""
+    points = steps // log_every + 2
+    if points * seeds > MAX_LOG_VALUES:
+        raise ValueError(
+            f"{steps:,} steps logged every {log_every:,} steps for {seeds:,} seed(s) would keep "
+            f"{points * seeds:,} logged values, more than the {MAX_LOG_VALUES:,} a run holds in "
+            f"memory; log less often (log_every >= {-(-steps * seeds // MAX_LOG_VALUES):,})"
+        )

@@ -46,6 +46,9 @@ SKLEARN_NAME = "sklearn-digits-8x8"
 SKLEARN_TEST_SIZE = 450
 SKLEARN_SPLIT_SEED = 0
 _KEYS = ("x_train", "y_train", "x_test", "y_test")
+# The smallest digit images accepted: scikit-learn's digits are 8x8, and the
+# experiments' encoder halves an image twice.
+MIN_IMAGE_SIDE = 8
 
 
 class DataError(ValueError):
@@ -85,6 +88,19 @@ class DigitImages:
         if which == "test":
             return self.x_test, self.y_test
         raise ValueError(f"split must be 'train' or 'test', got {which!r}")
+
+    def require_digits(self, digits, purpose):
+        """Raise a DataError naming the source unless both splits hold an
+        image of at least one of `digits` (the digits `purpose` draws from)."""
+        for split in ("train", "test"):
+            _, labels = self.split(split)
+            if not np.any(np.isin(labels, list(digits))):
+                found = ", ".join(str(d) for d in np.unique(labels)) or "none"
+                raise DataError(
+                    f"{self.source}: the {split} split has no image of the digits "
+                    f"{', '.join(str(d) for d in digits)} that {purpose} uses (its labels: {found})"
+                )
+        return self
 
     def describe(self):
         """One line: name, source, sizes."""
@@ -197,6 +213,9 @@ def _check_split(x, y, split):
     if x.ndim != 3 or min(x.shape) == 0:
         raise DataError(f"x_{split} must have shape (N, H, W) or (N, H, W, 1) with N, H, W > 0, "
                         f"got {x.shape}")
+    if min(x.shape[1:]) < MIN_IMAGE_SIDE:
+        raise DataError(f"x_{split} images are {x.shape[1]}x{x.shape[2]} pixels; digit images must "
+                        f"be at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}")
     if y.ndim != 1 or len(y) != len(x):
         raise DataError(f"y_{split} must have shape ({len(x)},) to match x_{split}, got {y.shape}")
     if not (np.issubdtype(y.dtype, np.integer)

@@ -61,11 +61,13 @@ import functools
 import json
 import math
 import os
-import tempfile
 
 import numpy as np
 
+from nalu_keras._files import atomic_write
 from nalu_keras.evaluation import (
+    NoThresholdError,
+    check_threshold_cache,
     is_success,
     select_best,
     solved_at,
@@ -82,6 +84,7 @@ from nalu_keras.reporting import (
 )
 from nalu_keras.tasks import OPERATIONS, ArithmeticTask, ValueRange
 from nalu_keras.tasks.arithmetic import OP_SYMBOLS
+from nalu_keras.validation import check_learning_rate, check_log_points, check_steps
 
 UNITS = ("NAU", "NMU", "NAC+", "NAC•", "NAC•,σ", "NALU", "Linear", "NPU", "RealNPU")
 # units with their own default learning rate (`BenchConfig.npu_learning_rate`)
@@ -205,9 +208,13 @@ class BenchConfig:
     "primer". `schedule` and `input_size` default to the suite's.
     `npu_learning_rate` is the Adam learning rate of the NPU and RealNPU
     models (the Primer's 5e-3); `learning_rate` that of all others.
-    `workers`: processes to split each configuration's seeds over (see
-    `train_vectorized`); it changes the speed, not the results, and is not
-    part of the settings a resumed run must match.
+    `seed_group`: seeds trained together in one compiled program (default:
+    half the seeds, at most 100, so that two workers both have a group).
+    The float32 rounding of a program can depend on how many seeds it
+    holds, so `seed_group` is part of the settings.
+    `workers`: processes to share out the seed groups (see
+    `train_vectorized`); it changes the speed, never the results (bit for
+    bit), and is not part of the settings a resumed run must match.
     """
 
     units: tuple = ("NAU", "NMU")
@@ -227,6 +234,7 @@ class BenchConfig:
     suite: str = "madsen"
     npu_learning_rate: float = 5e-3
     workers: int = 1
+    seed_group: int | None = None
 
     def __post_init__(self):
         if self.suite not in SUITES:
@@ -254,13 +262,15 @@ class BenchConfig:
         for name in ("seeds", "batch_size", "hidden", "input_size", "eval_size", "threshold_samples",
                      "workers"):
             _positive_int(name, getattr(self, name))
-        for name in ("steps", "log_every"):
+        if self.seed_group is None:
+            object.__setattr__(self, "seed_group", min(100, -(-self.seeds // 2)))
+        for name in ("steps", "log_every", "seed_group"):
             if getattr(self, name) is not None:
                 _positive_int(name, getattr(self, name))
         for name in ("learning_rate", "npu_learning_rate"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not (isinstance(value, (int, float)) and value > 0):
-                raise ValueError(f"{name} must be > 0, got {value!r}")
+            check_learning_rate(name, getattr(self, name))
+        check_steps("steps", self.total_steps)
+        check_log_points(self.total_steps, self.log_interval, self.seeds)
         if self.suite == "primer" and self.input_size < 2:
             raise ValueError(f"the primer suite needs input_size >= 2, got {self.input_size}")
         task = self.task("add")
@@ -298,6 +308,7 @@ class BenchConfig:
             "seeds": self.seeds, "learning_rate": self.learning_rate, "batch_size": self.batch_size,
             "hidden": self.hidden, "input_size": self.input_size, "task_seed": self.task_seed,
             "eval_size": self.eval_size, "threshold_samples": self.threshold_samples,
+            "seed_group": self.seed_group,
         }
         # keys added later, stored only when they matter (older directories stay resumable)
         if self.suite != "madsen":
@@ -418,11 +429,13 @@ def score_result(result, threshold, model=None):
 
 
 def threshold_for(config, op, extrap, out):
+    """The success threshold, or NaN where none exists (`NoThresholdError`);
+    a damaged cache file is an error (ValueError naming it)."""
     try:
         return success_threshold(config.task(op), extrap, samples=config.threshold_samples,
                                  single_module=config.suite == "primer",
                                  cache_path=os.path.join(out, THRESHOLD_FILE))
-    except ValueError:
+    except NoThresholdError:
         return math.nan
 
 
@@ -431,15 +444,15 @@ def run_configuration(config, unit, op, pair, out):
     from nalu_keras.training.vectorized import train_vectorized
 
     interp, extrap = parse_range_pair(pair)
+    threshold = threshold_for(config, op, extrap, out)  # before training: a bad cache fails fast
     build = model_builder(unit, config)
     result = train_vectorized(
         build, config.task(op), list(range(config.seeds)), config.total_steps,
         interpolation_range=interp, extrapolation_range=extrap, batch_size=config.batch_size,
         learning_rate=config.learning_rate_for(unit), log_every=config.log_interval,
         strengths=strengths_for(unit, config), validation_size=config.eval_size,
-        test_size=config.eval_size, workers=config.workers,
+        test_size=config.eval_size, workers=config.workers, seed_chunk=config.seed_group,
     )
-    threshold = threshold_for(config, op, extrap, out)
     scores = score_result(result, threshold, model=build())
     base = {"unit": unit, "op": op, "range": pair}
     runs = []
@@ -458,30 +471,29 @@ def _key(row):
 
 
 def _write_json_atomic(path, data):
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
-    with os.fdopen(fd, "w") as handle:
+    with atomic_write(path) as handle:
         json.dump(data, handle, indent=1, ensure_ascii=False)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def _read_csv(path):
+    """The rows of the CSV file `path` ([] if there is none); a file that is
+    not UTF-8 CSV text is a ValueError naming it."""
     if not os.path.exists(path):
         return []
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise ValueError(f"{path!r} cannot be read as a CSV file of benchmark results ({error}); "
+                         "move it away (the configurations it held are then recomputed) or "
+                         "use another output directory") from None
 
 
 def _write_csv_atomic(path, rows, columns):
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
-    with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+    with atomic_write(path, newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def _append_csv(path, rows, columns):
@@ -500,8 +512,17 @@ def load_done(out, config):
     path = os.path.join(out, DONE_FILE)
     if not os.path.exists(path):
         return set()
-    with open(path, encoding="utf-8") as handle:
-        data = json.load(handle)
+    remedy = ("; delete it to recompute every configuration of this directory, or use another "
+              "output directory")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path!r} cannot be read as JSON ({error}){remedy}") from None
+    keys = data.get("done", []) if isinstance(data, dict) else None
+    if not (isinstance(keys, list) and all(
+            isinstance(k, list) and len(k) == 3 and all(isinstance(p, str) for p in k) for k in keys)):
+        raise ValueError(f"{path!r} is not a list of finished configurations{remedy}")
     if data.get("done") and data.get("settings") != config.settings():
         raise ValueError(
             f"{out!r} holds benchmark results with other settings ({data.get('settings')}); "
@@ -533,18 +554,74 @@ def _compact(path, columns, done, unique):
         _write_csv_atomic(path, kept, columns)
 
 
-def run(config, out, progress=None, after_config=None):
+def _logged_count(config):
+    steps, every = config.total_steps, config.log_interval
+    return steps // every + 1 + (1 if steps % every else 0)
+
+
+def _incomplete(out, config, done):
+    """The done configurations whose rows are not all in the CSV files:
+    {key: what is missing}."""
+    seeds = set(range(config.seeds))
+    runs, curves = {}, {}
+    for row in _read_csv(os.path.join(out, RUNS_FILE)):
+        runs.setdefault(_key(row), set()).add(row["seed"])
+    for row in _read_csv(os.path.join(out, CURVES_FILE)):
+        curves[_key(row)] = curves.get(_key(row), 0) + 1
+    expected = {str(s) for s in seeds}
+    missing = {}
+    for key in done:
+        have = runs.get(key, set())
+        if have != expected:
+            missing[key] = f"{len(expected - have)} of {len(expected)} run rows missing"
+        elif curves.get(key, 0) != len(seeds) * _logged_count(config):
+            missing[key] = (f"{curves.get(key, 0)} of {len(seeds) * _logged_count(config)} "
+                            "curve rows present")
+    return missing
+
+
+def check_out(config, out):
+    """Raise a ValueError (naming the file) if the result files in `out` are
+    damaged or belong to other settings; nothing is written."""
+    if os.path.isdir(out):
+        check_threshold_cache(os.path.join(out, THRESHOLD_FILE))
+        load_done(out, config)
+        _read_csv(os.path.join(out, RUNS_FILE))
+
+
+def _stderr_notice(text):
+    import sys
+
+    print(f"nalu-keras: {text}", file=sys.stderr)
+
+
+def run(config, out, progress=None, after_config=None, notice=_stderr_notice):
     """Run every configuration not yet done in `out`.
 
     `progress(unit, op, pair, skipped)` after each configuration;
     `after_config(unit, op, pair)` after each newly computed configuration
-    has been committed (a test hook). Returns the list of computed keys.
+    has been committed (a test hook). A configuration recorded as done whose
+    rows are missing from the CSV files (e.g. a deleted bench_runs.csv) is
+    recomputed, and `notice(text)` (default: a line on stderr) says so.
+    Returns the list of computed keys.
     """
     os.makedirs(out, exist_ok=True)
+    check_threshold_cache(os.path.join(out, THRESHOLD_FILE))
     done = load_done(out, config)
     runs_path, curves_path = os.path.join(out, RUNS_FILE), os.path.join(out, CURVES_FILE)
-    _compact(runs_path, RUN_COLUMNS, done, ("unit", "op", "range", "seed"))
-    _compact(curves_path, CURVE_COLUMNS, done, ("unit", "op", "range", "seed", "step"))
+
+    def compact():
+        _compact(runs_path, RUN_COLUMNS, done, ("unit", "op", "range", "seed"))
+        _compact(curves_path, CURVE_COLUMNS, done, ("unit", "op", "range", "seed", "step"))
+
+    compact()
+    missing = _incomplete(out, config, done)
+    if missing:
+        for key in sorted(missing):
+            notice(f"{'/'.join(key)} is recorded as done in {os.path.join(out, DONE_FILE)} but "
+                   f"{missing[key]}; recomputing it")
+        done -= set(missing)
+        compact()
     _save_done(out, config, done)
     computed = []
     for unit, op, pair in config.configurations():

@@ -51,6 +51,7 @@ from nalu_keras.reporting import (
 )
 from nalu_keras.tasks import OPERATIONS, ArithmeticTask, ValueRange
 from nalu_keras.tasks.arithmetic import OP_SYMBOLS
+from nalu_keras.validation import check_learning_rate, check_steps
 
 STATIC_MODELS = ("ReLU6", "None", "NAC", "NALU")
 RECURRENT_MODELS = ("LSTM", "ReLU", "NAC", "NALU")
@@ -105,8 +106,8 @@ class FunctionLearningConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self._range_pair()  # validates the preset name or the explicit pair
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        check_steps("steps", self.steps)
+        check_learning_rate("learning_rate", self.learning_rate)
         if any(length <= 0 for length in self.test_lengths):
             raise ValueError(f"test lengths must be positive, got {self.test_lengths!r}")
         self.task("add")  # validates the subset arithmetic

@@ -41,6 +41,7 @@ from nalu_keras.experiments import parallel
 from nalu_keras.reporting import markdown_table, pyplot, save_figure, text_table, write_csv
 from nalu_keras.tasks import ValueRange
 from nalu_keras.tasks import identity as identity_task
+from nalu_keras.validation import check_learning_rate, check_steps
 
 ACTIVATIONS = {
     "Hardtanh": keras.activations.hard_tanh,
@@ -88,6 +89,8 @@ class IdentityConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_steps("steps", self.steps)
+        check_learning_rate("learning_rate", self.learning_rate)
         ValueRange.parse(self.train_range)
 
 

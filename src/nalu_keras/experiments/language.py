@@ -56,6 +56,7 @@ import numpy as np
 from nalu_keras.data import number_words as nw
 from nalu_keras.layers import NALU
 from nalu_keras.reporting import markdown_table, pyplot, save_figure, text_table, write_csv
+from nalu_keras.validation import check_learning_rate, check_steps
 
 MODELS = ("LSTM", "NALU")
 TARGETS = ("final", "per_step")
@@ -118,11 +119,10 @@ class LanguageConfig:
         if isinstance(self.beyond_size, bool) or not isinstance(self.beyond_size, int) \
                 or self.beyond_size < 0:
             raise ValueError(f"beyond_size must be a non-negative integer, got {self.beyond_size!r}")
-        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
-        if self.clipnorm is not None and not (
-                isinstance(self.clipnorm, (int, float)) and self.clipnorm > 0):
-            raise ValueError(f"clipnorm must be None or > 0, got {self.clipnorm!r}")
+        check_steps("steps", self.steps)
+        check_learning_rate("learning_rate", self.learning_rate)
+        if self.clipnorm is not None:
+            check_learning_rate("clipnorm", self.clipnorm)
         if self.targets not in TARGETS:
             raise ValueError(f"targets must be one of {', '.join(TARGETS)}, got {self.targets!r}")
         if not isinstance(self.use_and, bool):

@@ -108,6 +108,7 @@ from nalu_keras.data.mnist import SOURCES, load_digit_images
 from nalu_keras.data.sequences import make_sequences
 from nalu_keras.layers import NAU
 from nalu_keras.reporting import markdown_table, pyplot, save_figure, text_table, write_csv
+from nalu_keras.validation import check_learning_rate, check_steps
 
 TASKS = ("counting", "addition", "parity")
 MODELS = ("LSTM", "NAC", "NALU", "NAU")
@@ -199,10 +200,8 @@ class MnistSequenceConfig:
             raise ValueError(
                 f"encoder_filters must be two positive integers, got {self.encoder_filters!r}"
             )
-        if isinstance(self.learning_rate, bool) or not (
-            isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0
-        ):
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        check_steps("steps", self.steps)
+        check_learning_rate("learning_rate", self.learning_rate)
         if self.state_init not in STATE_INITS:
             raise ValueError(
                 f"state_init must be one of {', '.join(STATE_INITS)}, got {self.state_init!r}"
@@ -226,6 +225,9 @@ class MnistSequenceConfig:
     def resolve_padding(self, image_shape):
         """The convolution padding for images of `image_shape` (H, W, C)."""
         side = min(image_shape[:2])
+        if side < 4:
+            raise ValueError(f"{image_shape[0]}x{image_shape[1]} images are too small for the "
+                             "encoder's two 2x2 poolings; images must be at least 4x4")
         valid_fits = ((side - self.kernel_size + 1) // 2 - self.kernel_size + 1) // 2 >= 1
         if self.padding == "auto":
             return "valid" if valid_fits else "same"

@@ -86,6 +86,7 @@ from nalu_keras.experiments.mnist_sequences import (
 )
 from nalu_keras.layers import NMU, MulNAC
 from nalu_keras.reporting import markdown_table, pyplot, save_figure, text_table, write_csv
+from nalu_keras.validation import check_learning_rate, check_steps
 
 MODELS = ("NMU", "NAC•", "NALU", "LSTM")
 REFERENCE = "reference"
@@ -164,9 +165,8 @@ class SequentialProductConfig:
             value = getattr(self, name)
             if not _is_positive_int(value):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if isinstance(self.learning_rate, bool) or not (
-                isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        check_steps("steps", self.steps)
+        check_learning_rate("learning_rate", self.learning_rate)
         if self.loss_steps not in LOSS_STEPS:
             raise ValueError(f"loss_steps must be one of {', '.join(LOSS_STEPS)}, "
                              f"got {self.loss_steps!r}")
@@ -199,7 +199,8 @@ class SequentialProductConfig:
 
     def load_images(self):
         """The digit images this configuration names (raises DataError)."""
-        return load_digit_images(self.digits_source, path=self.mnist_path)
+        images = load_digit_images(self.digits_source, path=self.mnist_path)
+        return images.require_digits(DIGITS, "the sequential product")
 
 
 # -- models -------------------------------------------------------------------------

@@ -110,7 +110,16 @@ class ValueRange:
         return rng.uniform(0.0, 1.0, size=shape) * (highs - lows) + lows
 
     def __str__(self):
-        return "∪".join(f"U[{lo:g},{hi:g}]" for lo, hi in self.parts)
+        """The canonical text, e.g. "U[1,2]" or "U[-6,-2]∪U[2,6]"; it keeps
+        every digit of the bounds, so `ValueRange.parse(str(r)) == r`."""
+        return "∪".join(f"U[{_bound_text(lo)},{_bound_text(hi)}]" for lo, hi in self.parts)
+
+
+def _bound_text(value):
+    """The shortest text that parses back to exactly `value` ("2" for 2.0)."""
+    if value == int(value) and abs(value) < 1e16:
+        return str(int(value))
+    return repr(value)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -61,7 +61,7 @@ import numbers
 import numpy as np
 
 from nalu_keras.tasks.arithmetic import ArithmeticTask, ValueRange
-from nalu_keras.validation import check_number
+from nalu_keras.validation import check_log_points, check_number, check_steps
 
 # Domain separation: the training-data key of a seed is fold_in(key(seed), tag),
 # so it is unrelated to any other use of `jax.random.key(seed)`.
@@ -598,8 +598,9 @@ def _prepare_run(task, seeds, steps, log_every, eval_chunk, learning_rate, beta_
     """
     task = _check_task(task)
     seeds = _check_seeds(seeds)
-    steps = _check_int("steps", steps, 0)
+    steps = check_steps("steps", steps, minimum=0)
     log_every = _check_int("log_every", log_every, 1)
+    check_log_points(steps, log_every, len(seeds))
     eval_chunk = _check_int("eval_chunk", eval_chunk, 1)
     adam = Adam(learning_rate, beta_1, beta_2, epsilon)
     validation, test = evaluation_sets(
@@ -817,8 +818,11 @@ def train_vectorized(
         rng: "hash" (default) or "threefry"; see `make_batch_fn`.
         steps_per_call: the most steps compiled into one call (`lax.scan`
             length); calls also stop at logged steps.
-        seed_chunk: the most seeds trained together; more seeds are trained
-            chunk after chunk (large chunks fall out of the cache).
+        seed_chunk: the most seeds trained together in one compiled
+            program; more seeds are trained in consecutive groups of this
+            size (large groups fall out of the cache). The float32 rounding
+            of a program can depend on how many seeds it holds, so results
+            depend on `seed_chunk` (at rounding level), never on `workers`.
         eval_chunk: examples per evaluation chunk (bounds memory).
         progress: show a tqdm progress bar.
         workers: processes to split the seeds over (default 1: this
@@ -828,8 +832,10 @@ def train_vectorized(
             (start-up and compilation of its own, a few seconds), so
             `build_model` and `strengths` must be picklable: module-level
             functions, `functools.partial` of them, or `linear_warmup`
-            results. Seeds are split into contiguous groups; the result is
-            the same as with one process, up to float32 rounding.
+            results. The workers share out the groups of `seed_chunk`
+            seeds, so with more than one worker give a `seed_chunk` below
+            the number of seeds; the result is bit for bit the same as with
+            one process.
 
     Returns:
         A `TrainResult`.
@@ -839,9 +845,12 @@ def train_vectorized(
     """
     _check_backend()
     workers = _check_int("workers", workers, 1)
-    if workers > 1 and len(_check_seeds(seeds)) > 1:
+    seed_chunk = _check_int("seed_chunk", seed_chunk, 1)
+    if workers > 1 and len(_check_seeds(seeds)) > seed_chunk:
+        check_log_points(check_steps("steps", steps, minimum=0),
+                         _check_int("log_every", log_every, 1), len(_check_seeds(seeds)))
         return _train_in_workers(
-            workers, build_model, task, seeds, steps,
+            workers, build_model, task, seeds, steps, seed_chunk,
             dict(interpolation_range=interpolation_range, extrapolation_range=extrapolation_range,
                  batch_size=batch_size, learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
                  epsilon=epsilon, log_every=log_every, strengths=strengths,
@@ -858,7 +867,6 @@ def train_vectorized(
         validation_seed, test_seed,
     )
     steps_per_call = _check_int("steps_per_call", steps_per_call, 1)
-    seed_chunk = _check_int("seed_chunk", seed_chunk, 1)
     batch_fn = make_batch_fn(task, interpolation_range, batch_size, rng)
     validation = tuple(jnp.asarray(a) for a in _chunked(*validation, eval_chunk))
     test = tuple(jnp.asarray(a) for a in _chunked(*test, eval_chunk))
@@ -970,7 +978,22 @@ def _merge_results(parts):
     )
 
 
-def _train_in_workers(workers, build_model, task, seeds, steps, kwargs, progress):
+def _ignore_interrupts():
+    """Worker start-up: Ctrl-C is the parent's to handle (it ends the workers);
+    and a worker ends when its parent does, even on SIGKILL (Linux)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the parent ends its workers itself
+        pass
+
+
+def _train_in_workers(workers, build_model, task, seeds, steps, seed_chunk, kwargs, progress):
     import concurrent.futures
     import multiprocessing
     import pickle
@@ -985,8 +1008,11 @@ def _train_in_workers(workers, build_model, task, seeds, steps, kwargs, progress
                 f"workers > 1 needs a picklable `{name}` (a module-level function, a "
                 f"functools.partial of one, or a linear_warmup result): {error}"
             ) from None
-    groups = [list(g) for g in np.array_split(np.asarray(seeds, dtype=object), min(workers, len(seeds)))]
-    groups = [[int(s) for s in g] for g in groups if len(g)]
+    # The same groups of `seed_chunk` seeds as in one process: each group is
+    # one compiled program whatever the number of workers, so the numbers do
+    # not depend on `workers` (a program's float32 rounding can depend on how
+    # many seeds it holds).
+    groups = [list(seeds[first : first + seed_chunk]) for first in range(0, len(seeds), seed_chunk)]
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -994,7 +1020,8 @@ def _train_in_workers(workers, build_model, task, seeds, steps, kwargs, progress
         bar = tqdm(total=len(seeds) * steps, unit="seed-step", unit_scale=True)
     context = multiprocessing.get_context("spawn")
     try:
-        with concurrent.futures.ProcessPoolExecutor(len(groups), mp_context=context) as pool:
+        with concurrent.futures.ProcessPoolExecutor(min(workers, len(groups)), mp_context=context,
+                                                    initializer=_ignore_interrupts) as pool:
             futures = [pool.submit(_train_part, build_model, task, group, steps, kwargs) for group in groups]
             parts = []
             for future, group in zip(futures, groups):
