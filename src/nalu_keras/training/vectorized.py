@@ -53,6 +53,7 @@ same streams, runnable on every backend.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -978,6 +979,26 @@ def _merge_results(parts):
     )
 
 
+@contextlib.contextmanager
+def _children_ignore_interrupts():
+    """Start processes with SIGINT ignored from their first instruction (an
+    ignored signal stays ignored across exec, and Python then installs no
+    KeyboardInterrupt handler), so a Ctrl-C while a worker is still starting
+    prints nothing there; the parent handles it. In this process SIGINT is
+    ignored only while the workers are being started."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _ignore_interrupts():
     """Worker start-up: Ctrl-C is the parent's to handle (it ends the workers);
     and a worker ends when its parent does, even on SIGKILL (Linux)."""
@@ -1022,7 +1043,9 @@ def _train_in_workers(workers, build_model, task, seeds, steps, seed_chunk, kwar
     try:
         with concurrent.futures.ProcessPoolExecutor(min(workers, len(groups)), mp_context=context,
                                                     initializer=_ignore_interrupts) as pool:
-            futures = [pool.submit(_train_part, build_model, task, group, steps, kwargs) for group in groups]
+            with _children_ignore_interrupts():
+                futures = [pool.submit(_train_part, build_model, task, group, steps, kwargs)
+                           for group in groups]
             parts = []
             for future, group in zip(futures, groups):
                 parts.append(future.result())
