@@ -193,7 +193,7 @@ def test_threshold_cache_file_must_be_json(tmp_path):
     path = tmp_path / "bad.json"
     path.write_text("not json")
     clear_threshold_cache()
-    with pytest.raises(ValueError, match="not valid JSON"):
+    with pytest.raises(ValueError, match="bad.json.*cannot be read as JSON"):
         success_threshold(ArithmeticTask("add"), "U[2,6]", samples=100, cache_path=path)
 
 

@@ -394,14 +394,15 @@ def success_threshold(
             )
     form = "single" if single_module else bool(perturb_output)
     key = key_for(task.op, form)
-    if key not in _THRESHOLD_CACHE and cache_path is not None:
+    stored = None
+    if cache_path is not None:
         stored = _read_threshold_file(os.fspath(cache_path)).get(_threshold_cache_text(key))
-        if stored is not None:
-            mse, stderr = stored.get("mse"), stored.get("stderr")
-            _THRESHOLD_CACHE[key] = (
-                math.nan if mse is None else float(mse),
-                math.nan if stderr is None else float(stderr),
-            )
+    if key not in _THRESHOLD_CACHE and stored is not None:
+        mse, stderr = stored.get("mse"), stored.get("stderr")
+        _THRESHOLD_CACHE[key] = (
+            math.nan if mse is None else float(mse),
+            math.nan if stderr is None else float(stderr),
+        )
     if key not in _THRESHOLD_CACHE:
         computed = _simulate_thresholds(value_range, epsilon, input_size, size, overlap, int(samples), int(seed))
         entries = {}
@@ -413,6 +414,12 @@ def success_threshold(
             }
         if cache_path is not None:
             _write_threshold_file(os.fspath(cache_path), entries)
+    elif cache_path is not None and stored is None:
+        # known in this process, not yet in the file: the file records every
+        # threshold its results used
+        mse, stderr = _THRESHOLD_CACHE[key]
+        _write_threshold_file(os.fspath(cache_path), {_threshold_cache_text(key): {
+            "mse": _finite_or_none(mse), "stderr": _finite_or_none(stderr)}})
     mse, stderr = _THRESHOLD_CACHE[key]
     if not math.isfinite(mse):
         raise NoThresholdError(
