@@ -178,6 +178,7 @@ def test_config_names_ranges_and_schedules():
     paper = benchmark.BenchConfig(schedule="paper")
     assert paper.total_steps == 5_000_000 and paper.warmup("NMU") == (10.0, 1_000_000, 2_000_000)
     assert benchmark.BenchConfig(steps=5_000).warmup("NMU") == (10.0, 2_000, 3_500)
+    assert benchmark.BenchConfig(schedule="paper", steps=5_000).warmup("NMU") == (10.0, 1_000_000, 2_000_000)
     for unit in benchmark.UNITS:  # every unit builds a 100 -> 2 -> 1 model
         model = benchmark.model_builder(unit, fast)()
         assert model.output_shape == (None, 1)

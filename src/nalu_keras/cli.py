@@ -424,8 +424,9 @@ def build_parser():
     bench.add_argument("--schedule",
                        help="fast (5e4 steps), paper (5e6 steps) or primer (5e4 steps, both "
                        "warm-ups 2e4 -> 3.5e4); default fast for madsen, primer for primer")
-    bench.add_argument("--steps", type=_step_count, help="override the schedule's steps "
-                       "(the sparsity warm-up is scaled along)")
+    bench.add_argument("--steps", type=_step_count, help="override the schedule's steps (fast, "
+                       "primer: the sparsity warm-up is scaled along; paper: it stays at the "
+                       "reference's absolute steps)")
     bench.add_argument("--log-every", dest="log_every", type=_positive_int, help="log every N steps (default 1000)")
     bench.add_argument("--lr", type=_positive_float, help="Adam learning rate (default 1e-3)")
     bench.add_argument("--workers", type=_positive_int, help="processes to share out the seed "

@@ -39,8 +39,11 @@ task seed), its nine range pairs (`--ranges primer`), the "primer" schedule
 and the thresholds of the ε-perturbed single unit. The iNALU is not part of
 it here: its gradient clipping and re-initialization are not in the
 vectorized trainer. When `steps` is set to
-something other than the schedule's default, the warm-up steps are scaled by
-steps / default steps, so a short run still sees the whole warm-up.
+something other than the schedule's default, the warm-up steps of "fast" and
+"primer" are scaled by steps / default steps, so a short run still sees the
+whole warm-up; "paper" keeps the reference's absolute steps (1e6 → 2e6 for
+the NMU model whatever the run length, as the reference runs it), so its
+results at N steps compare with the published runs after N steps.
 
 Resumability: after each configuration its rows are appended to
 `<out>/bench_runs.csv` and `<out>/bench_curves.csv` (flushed and fsynced),
@@ -131,6 +134,8 @@ SCHEDULES = {
     "paper": (5_000_000, 1_000, {"NMU": (10.0, 1_000_000, 2_000_000), "NAU": (0.01, 5_000, 50_000)}),
     "primer": (50_000, 1_000, {"NMU": (10.0, 20_000, 35_000), "NAU": (0.01, 20_000, 35_000)}),
 }
+# schedules whose ramps stay at their absolute steps when `steps` is changed
+ABSOLUTE_SCHEDULES = ("paper",)
 DEFAULT_SCHEDULE = {"madsen": "fast", "primer": "primer"}
 DEFAULT_INPUT_SIZE = {"madsen": 100, "primer": 2}
 
@@ -290,12 +295,15 @@ class BenchConfig:
         return [(u, o, r) for r in self.ranges for o in self.ops for u in self.units]
 
     def warmup(self, unit):
-        """(λ̂, start, end) of `unit`'s sparsity warm-up, or None; scaled to `steps`."""
+        """(λ̂, start, end) of `unit`'s sparsity warm-up, or None. The "paper"
+        schedule keeps the reference's absolute steps whatever `steps` is (a
+        run shorter than the ramp's start never sees the regularizer, as in
+        the reference); the compressed schedules scale the ramp to `steps`."""
         default_steps, _, table = SCHEDULES[self.schedule]
         if unit not in table:
             return None
         strength, start, end = table[unit]
-        if self.total_steps != default_steps:
+        if self.total_steps != default_steps and self.schedule not in ABSOLUTE_SCHEDULES:
             scale = self.total_steps / default_steps
             start = int(round(start * scale))
             end = max(int(round(end * scale)), start + 1)
@@ -679,16 +687,59 @@ def _percent(x):
     return f"{100 * x:.0f}"
 
 
-def table(summaries):
+# The published table's task: only these results can be set beside it.
+PUBLISHED_RANGE = "U[1,2]:U[2,6]"
+
+
+def published_comparison(summary, config, alpha=0.01):
+    """Our success count beside Madsen & Johansen's published per-seed
+    results for the same row and operation (`nalu_keras.published`), at the
+    same number of steps (the seeds they had solved by then) and at their
+    full 5·10⁶, with Fisher's exact test. None where no published cell
+    exists (another suite, range, input size or hidden size, or a unit they
+    did not run)."""
+    from nalu_keras.published import compare_success, published_row
+
+    row = published_row(summary["unit"])
+    if (row is None or config.suite != "madsen" or summary["range"] != PUBLISHED_RANGE
+            or config.input_size != 100 or config.hidden != 2):
+        return None
+    return compare_success(summary["successes"], summary["n"], row, summary["op"],
+                           config.total_steps, alpha=alpha)
+
+
+def steps_text(steps):
+    """5000000 -> "5e6", 50000 -> "5e4", 1234 -> "1234"."""
+    text = f"{steps:.3g}"
+    return text.replace("e+0", "e").replace("e+", "e") if "e" in text else str(int(steps))
+
+
+def _count(successes, trials):
+    return f"{successes}/{trials}"
+
+
+def table(summaries, config=None):
+    """(headers, body) of the summary table; with `config`, the published
+    counts at the same step count and at 5·10⁶ and Fisher's p beside ours
+    ("—" where there is no published cell; "differs" where p < 0.01)."""
     headers = ["unit", "op", "range", "success % (95 % CI)", "n", "solved-at median", "sparsity error mean"]
+    if config is not None:
+        headers += [f"published @ {steps_text(config.total_steps)}", "published @ 5e6",
+                    "Fisher p", "verdict"]
     body = []
     for s in summaries:
-        body.append([
+        line = [
             s["unit"], OP_SYMBOLS.get(s["op"], s["op"]), s["range"],
             f"{_percent(s['success_rate'])} ({_percent(s['success_low'])}–{_percent(s['success_high'])})",
             str(s["n"]), format_number(s["solved_at_median"]) if s["successes"] else "—",
             format_number(s["sparsity_mean"]) if s["sparsity_n"] else "—",
-        ])
+        ]
+        if config is not None:
+            c = published_comparison(s, config)
+            line += (["—"] * 4 if c is None else [
+                _count(*c["published"]), _count(*c["published_full"]), f"{c['p_value']:.2g}",
+                "agrees" if c["agree"] else "differs"])
+        body.append(line)
     return headers, body
 
 
@@ -709,31 +760,67 @@ def success_matrix(summaries, config):
 
 
 def plot_success(summaries, config, path):
+    """One panel per (range pair, op), units down the side: our success rate
+    with its Wilson interval and, where a published cell exists, the
+    published share at the same step count (and at 5·10⁶) with theirs."""
+    from nalu_keras.evaluation import wilson_interval
+
     plt = pyplot()
-    ranges = list(config.ranges)
-    fig, axes = plt.subplots(1, len(ranges), figsize=(max(5.0, 1.2 * len(config.ops) * len(config.units)) , 4.0)
-                             if len(ranges) == 1 else (4.5 * len(ranges), 4.0), squeeze=False)
-    width = 0.8 / len(config.units)
-    for ax, pair in zip(axes[0], ranges):
+    panels = [(pair, op) for pair in config.ranges for op in config.ops]
+    cols = min(len(panels), 3)
+    rows = -(-len(panels) // cols)
+    height = 0.9 + 0.32 * len(config.units)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, height * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    by_key = {(s["unit"], s["op"], s["range"]): s for s in summaries}
+    labelled = set()
+
+    def mark(ax, y, successes, trials, style, label):
+        rate = successes / trials
+        low, high = wilson_interval(successes, trials)
+        ax.errorbar([100 * rate], [y], xerr=[[100 * (rate - low)], [100 * (high - rate)]],
+                    capsize=2, label=None if label in labelled else label, **style)
+        labelled.add(label)
+
+    for ax, (pair, op) in zip(axes.flat, panels):
         for k, unit in enumerate(config.units):
-            xs, ys, lo, hi = [], [], [], []
-            for i, op in enumerate(config.ops):
-                s = next((s for s in summaries if (s["unit"], s["op"], s["range"]) == (unit, op, pair)), None)
-                if s is None:
-                    continue
-                xs.append(i + (k - (len(config.units) - 1) / 2) * width)
-                ys.append(100 * s["success_rate"])
-                lo.append(100 * (s["success_rate"] - s["success_low"]))
-                hi.append(100 * (s["success_high"] - s["success_rate"]))
-            ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=unit)
-        ax.set_xticks(range(len(config.ops)))
-        ax.set_xticklabels([OP_SYMBOLS.get(op, op) for op in config.ops])
-        ax.set_ylim(0, 105)
-        ax.set_ylabel("success rate % (Wilson 95 % CI)")
-        ax.set_title(pair, fontsize=9)
-        ax.grid(True, axis="y", alpha=0.3)
-        ax.legend(fontsize=7)
-    return save_figure(fig, path, f"Success rate, {config.seeds} seeds, {config.total_steps} steps")
+            s = by_key.get((unit, op, pair))
+            if s is None:
+                continue
+            mark(ax, k - 0.15, s["successes"], s["n"], dict(fmt="o", color="C0"),
+                 f"ours ({steps_text(config.total_steps)} steps)")
+            c = published_comparison(s, config)
+            if c is not None:
+                mark(ax, k + 0.15, *c["published"], dict(fmt="s", color="C1", mfc="none"),
+                     f"published, solved by {steps_text(config.total_steps)}")
+                if config.total_steps != 5_000_000:
+                    ax.plot([100 * c["published_full_share"]], [k + 0.15], "x", color="C3",
+                            label=None if "full" in labelled else "published at 5e6")
+                    labelled.add("full")
+                if not c["agree"]:
+                    ax.annotate("≠", (103, k), fontsize=11, color="C3", va="center")
+        ax.set_yticks(range(len(config.units)))
+        ax.set_yticklabels(config.units, fontsize=8)
+        ax.set_ylim(len(config.units) - 0.5, -0.5)
+        ax.set_xlim(-3, 108)
+        ax.set_xlabel("success rate % (Wilson 95 % CI)", fontsize=8)
+        ax.set_title(f"{OP_SYMBOLS.get(op, op)}   {pair}", fontsize=9)
+        ax.grid(True, axis="x", alpha=0.3)
+    handles = {}
+    for ax in axes.flat[:len(panels)]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    if handles:
+        if len(panels) < rows * cols:  # a spare panel holds the legend
+            spare = axes.flat[len(panels)]
+            spare.set_visible(True)
+            spare.axis("off")
+            spare.legend(list(handles.values()), list(handles), loc="center", fontsize=8)
+        else:
+            axes.flat[0].legend(list(handles.values()), list(handles), fontsize=6, loc="best")
+    return save_figure(fig, path, f"Success rate, {config.seeds} seeds, {config.total_steps} steps"
+                       + ("; ≠: Fisher p < 0.01 against the published share" if handles else ""))
 
 
 def median_curves(out, config):
@@ -771,14 +858,15 @@ def plot_curves(out, config, path):
         ax.set_ylabel("extrapolation MSE (median over seeds)")
         ax.set_title(f"{OP_SYMBOLS.get(op, op)}  {pair}", fontsize=9)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     return save_figure(fig, path, "Extrapolation MSE during training")
 
 
 def write_report(config, out):
     """bench_table.md and both PNGs from the CSVs; returns (terminal text, paths)."""
     summaries = summary(load_runs(out, config), config)
-    headers, body = table(summaries)
+    headers, body = table(summaries, config)
     md = os.path.join(out, TABLE_FILE)
     with open(md, "w", encoding="utf-8") as handle:
         handle.write(
@@ -789,7 +877,10 @@ def write_report(config, out):
             + (f" (NPU, RealNPU {config.npu_learning_rate})" if any(u in POWER_UNITS for u in config.units) else "")
             + f", batch {config.batch_size}, {config.model_text()}. Success: extrapolation MSE at the step of lowest "
             "validation MSE below the ε = 1e-5 threshold. Solved-at median and sparsity "
-            "error mean over successful seeds; sparsity error at the selected step.\n\n"
+            "error mean over successful seeds; sparsity error at the selected step. "
+            "Published: Madsen & Johansen's per-seed results (ICLR 2020, Table 1; "
+            "`nalu_keras.published`), the seeds solved by the same number of steps and at "
+            "their full 5·10⁶; Fisher's exact test, \"differs\" where p < 0.01.\n\n"
             + markdown_table(headers, body) + "\n"
         )
         if len(config.ranges) > 1:

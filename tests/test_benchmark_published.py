@@ -1,0 +1,103 @@
+"""The benchmark beside the published runs: matched-step comparison in the
+table and figure, the reference's NAC initialization, the paper schedule's
+absolute ramps."""
+
+import csv
+import math
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from nalu_keras.experiments import benchmark
+from nalu_keras.initializers import NACVarianceUniform, nac_uniform_limit, nac_weight_variance
+
+
+def _summary(unit, op, successes, n=100, pair="U[1,2]:U[2,6]"):
+    return {"unit": unit, "op": op, "range": pair, "n": n, "successes": successes,
+            "success_rate": successes / n, "success_low": 0.0, "success_high": 1.0,
+            "solved_at_median": 1e4, "sparsity_mean": 0.1, "sparsity_n": successes}
+
+
+def test_comparison_uses_the_published_seeds_solved_by_the_same_step():
+    config = benchmark.BenchConfig(units=("NMU",), ops=("mul",), schedule="paper", steps=2_000_000)
+    c = benchmark.published_comparison(_summary("NMU", "mul", 50), config)
+    assert c["published"] == (92, 100) and c["published_full"] == (98, 100)
+    assert c["p_value"] < 1e-6 and not c["agree"]
+    same = benchmark.published_comparison(_summary("NMU", "mul", 92), config)
+    assert same["p_value"] == pytest.approx(1.0) and same["agree"]
+
+
+@pytest.mark.parametrize("config, summary", [
+    (benchmark.BenchConfig(units=("NPU",), ops=("div",)), _summary("NPU", "div", 3)),
+    (benchmark.BenchConfig(ranges="U[0,1]:U[1,5]"), _summary("NAU", "add", 3, pair="U[0,1]:U[1,5]")),
+    (benchmark.BenchConfig(input_size=10), _summary("NAU", "add", 3)),
+    (benchmark.BenchConfig(suite="primer", ops=("add",)), _summary("NAU", "add", 3)),
+])
+def test_no_comparison_where_no_published_cell_exists(config, summary):
+    assert benchmark.published_comparison(summary, config) is None
+
+
+def test_table_shows_published_counts_and_the_verdict():
+    config = benchmark.BenchConfig(units=("NAU", "Linear", "NPU"), ops=("sub",))
+    summaries = [_summary("NAU", "sub", 100), _summary("Linear", "sub", 100), _summary("NPU", "sub", 0)]
+    headers, body = benchmark.table(summaries, config)
+    assert headers[-4:] == ["published @ 5e4", "published @ 5e6", "Fisher p", "verdict"]
+    nau, linear, npu = body
+    assert nau[-4:-2] == ["96/100", "100/100"] and nau[-1] == "agrees"
+    assert linear[-4:-2] == ["1/100", "7/100"] and linear[-1] == "differs"
+    assert npu[-4:] == ["—"] * 4
+    assert benchmark.table(summaries)[0][-1] == "sparsity error mean"  # without config: as before
+
+
+def test_report_has_the_comparison_and_a_readable_figure(tmp_path):
+    config = benchmark.BenchConfig(units=("NAU", "Linear"), ops=("add", "sub"), seeds=4, steps=50_000)
+    with open(tmp_path / benchmark.RUNS_FILE, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=benchmark.RUN_COLUMNS)
+        writer.writeheader()
+        for unit, op, pair in config.configurations():
+            for seed in range(4):
+                writer.writerow({c: "" for c in benchmark.RUN_COLUMNS} | {
+                    "unit": unit, "op": op, "range": pair, "seed": seed, "steps": 50_000,
+                    "threshold": 1e-5, "selected_step": 50_000, "extrapolation_mse": 1e-9,
+                    "success": "True", "solved_at": 10_000, "sparsity_error": 1e-3})
+    text, paths = benchmark.write_report(config, str(tmp_path))
+    assert "published @ 5e4" in text and "differs" in text
+    md = open(tmp_path / benchmark.TABLE_FILE, encoding="utf-8").read()
+    assert "Fisher" in md and "Madsen & Johansen" in md
+    import matplotlib.image
+
+    width = matplotlib.image.imread(tmp_path / benchmark.SUCCESS_PNG).shape[1]
+    assert width < 1600  # a panel per operation, not one strip of bars
+
+
+def test_nac_initialization_has_the_reference_variance():
+    assert nac_uniform_limit(100, 2) == pytest.approx(0.5039, abs=1e-4)
+    assert nac_uniform_limit(2, 1) == pytest.approx(9.4714, abs=1e-4)  # fan clamped to 5
+    for fan_in, fan_out in ((100, 2), (2, 1), (10, 10)):
+        r = nac_uniform_limit(fan_in, fan_out)
+        assert nac_weight_variance(r) == pytest.approx(2 / max(fan_in + fan_out, 5), rel=1e-9)
+    # the closed form against sampling
+    rng = np.random.default_rng(0)
+    u, v = rng.uniform(-2, 2, (2, 400_000))
+    assert np.var(np.tanh(u) / (1 + np.exp(-v))) == pytest.approx(nac_weight_variance(2.0), rel=0.01)
+    keras.utils.set_random_seed(5)
+    w = keras.ops.convert_to_numpy(NACVarianceUniform()((100, 2)))
+    assert 0.49 < np.abs(w).max() <= nac_uniform_limit(100, 2)
+    keras.utils.set_random_seed(5)
+    assert np.array_equal(w, keras.ops.convert_to_numpy(NACVarianceUniform()((100, 2))))
+    again = NACVarianceUniform.from_config(NACVarianceUniform(min_fan=3, gain=1).get_config())
+    assert (again.min_fan, again.gain) == (3, 1)
+    with pytest.raises(ValueError, match="cannot reach"):
+        nac_uniform_limit(1, 1, min_fan=1, gain=2)
+    with pytest.raises(ValueError, match="min_fan"):
+        NACVarianceUniform(min_fan=0)
+
+
+def test_paper_schedule_keeps_the_reference_ramp_at_every_length():
+    short = benchmark.BenchConfig(schedule="paper", steps=2_000_000)
+    assert short.warmup("NMU") == (10.0, 1_000_000, 2_000_000)
+    assert short.warmup("NAU") == (0.01, 5_000, 50_000)
+    fast = benchmark.BenchConfig(schedule="fast", steps=5_000)
+    assert fast.warmup("NMU") == (10.0, 2_000, 3_500)  # the compressed schedule scales
