@@ -212,7 +212,8 @@ def _range_list(text):
 def bench_config(args):
     from nalu_keras.experiments.benchmark import BenchConfig
 
-    fields = {"schedule": args.schedule, "suite": args.suite, "input_size": args.inputs}
+    fields = {"schedule": args.schedule, "suite": args.suite, "input_size": args.inputs,
+              "preset": args.preset}
     if args.quick:
         fields.update(QUICK["bench"])
     overrides = {}
@@ -415,8 +416,13 @@ def build_parser():
                        "on two inputs (the Primer's single-module task, ops add,sub,mul,div)")
     bench.add_argument("--inputs", type=_positive_int, help="input size (default 100 for madsen, 2 for "
                        "primer; the primer's larger variants use 10 and 100)")
-    bench.add_argument("--units", help="NAU,NMU,NAC+,NAC•,NAC•,σ,NALU,Linear,NPU,RealNPU "
-                       "(ASCII: NAC*, NAC*sigma; default NAU,NMU)")
+    bench.add_argument("--units", help="NAU,NMU,NAC+,NAC•,NAC•,σ,NAC*NMU,NALU,Linear,ReLU,ReLU6,"
+                       "NPU,RealNPU (ASCII: NAC*, NAC*sigma, NAC*NMU; default NAU,NMU)")
+    bench.add_argument("--preset", choices=("reference", "library"),
+                       help="reference (default for madsen): every model built and trained as in "
+                       "Madsen & Johansen's code (their initializations, biases, PyTorch's Adam "
+                       "with eps 1e-8); library (default for primer): this library's layer "
+                       "defaults and Keras' Adam")
     bench.add_argument("--ops", help="add,sub,mul,div,squared,root (default add,mul)")
     bench.add_argument("--ranges", help="'INTERP:EXTRAP' pairs separated by ';' or a sweep: "
                        "'madsen' (7 pairs) or 'primer' (9 pairs); default 'U[1,2]:U[2,6]'")

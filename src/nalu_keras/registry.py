@@ -25,6 +25,9 @@ _UNITS = {
     "NAC•,σ": ("golden", "SigmoidMulNAC"),
     "NAC*,σ": ("golden", "SigmoidMulNAC"),
     "SigmoidMulNAC": ("golden", "SigmoidMulNAC"),
+    "NAC•,NMU": ("bounded_mul", "BoundedMulNAC"),
+    "NAC*,NMU": ("bounded_mul", "BoundedMulNAC"),
+    "BoundedMulNAC": ("bounded_mul", "BoundedMulNAC"),
     "iNALU": ("inalu", "iNALU"),
     "NPU": ("npu", "NPU"),
     "RealNPU": ("npu", "RealNPU"),
@@ -56,7 +59,7 @@ def get_unit(name):
 
     Accepted names (case-insensitive): "NAC+"/"NAC" → `NAC`;
     "NAC*"/"NAC•"/"MulNAC" → `MulNAC`; "NALU"; "NAU"; "NMU"; "GatedNAUNMU";
-    "NAC•,σ"/"NAC*,σ"/"SigmoidMulNAC"; "iNALU"; "NPU"; "RealNPU";
+    "NAC•,σ"/"NAC*,σ"/"SigmoidMulNAC"; "NAC•,NMU"/"NAC*,NMU"/"BoundedMulNAC"; "iNALU"; "NPU"; "RealNPU";
     "NaiveNPU"; "RealNaiveNPU"; "G-NALU"/"GNALU".
 
     Args:

@@ -89,7 +89,15 @@ from nalu_keras.tasks import OPERATIONS, ArithmeticTask, ValueRange
 from nalu_keras.tasks.arithmetic import OP_SYMBOLS
 from nalu_keras.validation import check_learning_rate, check_log_points, check_steps
 
-UNITS = ("NAU", "NMU", "NAC+", "NAC•", "NAC•,σ", "NALU", "Linear", "NPU", "RealNPU")
+UNITS = ("NAU", "NMU", "NAC+", "NAC•", "NAC•,σ", "NAC•,NMU", "NALU", "Linear", "ReLU", "ReLU6",
+         "NPU", "RealNPU")
+# The models' presets: "reference" builds each row of Madsen & Johansen's
+# Table 1 as their code does (`build_model`); "library" uses this library's
+# own defaults (Glorot initializations, no bias in Linear).
+PRESETS = ("reference", "library")
+DEFAULT_PRESET = {"madsen": "reference", "primer": "library"}
+# Adam per preset: (form, ε) — torch.optim.Adam's for the reference, Keras' otherwise
+PRESET_ADAM = {"reference": ("pytorch", 1e-8), "library": ("keras", 1e-7)}
 # units with their own default learning rate (`BenchConfig.npu_learning_rate`)
 POWER_UNITS = ("NPU", "RealNPU")
 SUITES = ("madsen", "primer")
@@ -100,7 +108,9 @@ UNIT_ALIASES = {
     "nac•": "NAC•", "nac*": "NAC•", "nacmul": "NAC•",
     "nac•,σ": "NAC•,σ", "nac•σ": "NAC•,σ", "nac*,sigma": "NAC•,σ", "nac*sigma": "NAC•,σ",
     "nacsigma": "NAC•,σ", "nac•,sigma": "NAC•,σ", "nalu": "NALU", "linear": "Linear",
-    "npu": "NPU", "realnpu": "RealNPU",
+    "npu": "NPU", "realnpu": "RealNPU", "relu": "ReLU", "relu6": "ReLU6",
+    "nac•,nmu": "NAC•,NMU", "nac*,nmu": "NAC•,NMU", "nac*nmu": "NAC•,NMU", "nac•nmu": "NAC•,NMU",
+    "nacnmu": "NAC•,NMU",
 }
 
 DEFAULT_RANGES = ("U[1,2]:U[2,6]",)
@@ -130,9 +140,13 @@ RANGE_SWEEPS = {
 
 # schedule -> (default steps, default log_every, {unit: (λ̂, start, end)})
 SCHEDULES = {
-    "fast": (50_000, 1_000, {"NMU": (10.0, 20_000, 35_000), "NAU": (0.01, 5_000, 50_000)}),
-    "paper": (5_000_000, 1_000, {"NMU": (10.0, 1_000_000, 2_000_000), "NAU": (0.01, 5_000, 50_000)}),
-    "primer": (50_000, 1_000, {"NMU": (10.0, 20_000, 35_000), "NAU": (0.01, 20_000, 35_000)}),
+    "fast": (50_000, 1_000, {"NMU": (10.0, 20_000, 35_000), "NAC•,NMU": (10.0, 20_000, 35_000),
+                             "NAU": (0.01, 5_000, 50_000)}),
+    "paper": (5_000_000, 1_000, {"NMU": (10.0, 1_000_000, 2_000_000),
+                                 "NAC•,NMU": (10.0, 1_000_000, 2_000_000),
+                                 "NAU": (0.01, 5_000, 50_000)}),
+    "primer": (50_000, 1_000, {"NMU": (10.0, 20_000, 35_000), "NAC•,NMU": (10.0, 20_000, 35_000),
+                               "NAU": (0.01, 20_000, 35_000)}),
 }
 # schedules whose ramps stay at their absolute steps when `steps` is changed
 ABSOLUTE_SCHEDULES = ("paper",)
@@ -162,7 +176,7 @@ def canonical_unit(name):
     canonical = UNIT_ALIASES.get(str(name).strip().lower().replace(" ", ""))
     if canonical is None:
         raise ValueError(f"unknown unit {name!r}; expected one of {', '.join(UNITS)} "
-                         "(ASCII: NAC*, NAC*sigma)")
+                         "(ASCII: NAC*, NAC*sigma, NAC*NMU)")
     return canonical
 
 
@@ -217,6 +231,10 @@ class BenchConfig:
     half the seeds, at most 100, so that two workers both have a group).
     The float32 rounding of a program can depend on how many seeds it
     holds, so `seed_group` is part of the settings.
+    `preset`: "reference" (default for "madsen": each model built as in
+    Madsen & Johansen's code, see `build_model`, and trained with PyTorch's
+    Adam, ε = 1e-8) or "library" (default for "primer": this library's own
+    layer defaults and Keras' Adam, ε = 1e-7).
     `workers`: processes to share out the seed groups (see
     `train_vectorized`); it changes the speed, never the results (bit for
     bit), and is not part of the settings a resumed run must match.
@@ -240,6 +258,7 @@ class BenchConfig:
     npu_learning_rate: float = 5e-3
     workers: int = 1
     seed_group: int | None = None
+    preset: str | None = None
 
     def __post_init__(self):
         if self.suite not in SUITES:
@@ -248,6 +267,10 @@ class BenchConfig:
             object.__setattr__(self, "schedule", DEFAULT_SCHEDULE[self.suite])
         if self.input_size is None:
             object.__setattr__(self, "input_size", DEFAULT_INPUT_SIZE[self.suite])
+        if self.preset is None:
+            object.__setattr__(self, "preset", DEFAULT_PRESET[self.suite])
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; expected one of {', '.join(PRESETS)}")
         units = (self.units,) if isinstance(self.units, str) else tuple(self.units)
         object.__setattr__(self, "units", tuple(dict.fromkeys(canonical_unit(u) for u in units)))
         ops = (self.ops,) if isinstance(self.ops, str) else tuple(self.ops)
@@ -316,7 +339,7 @@ class BenchConfig:
             "seeds": self.seeds, "learning_rate": self.learning_rate, "batch_size": self.batch_size,
             "hidden": self.hidden, "input_size": self.input_size, "task_seed": self.task_seed,
             "eval_size": self.eval_size, "threshold_samples": self.threshold_samples,
-            "seed_group": self.seed_group,
+            "seed_group": self.seed_group, "preset": self.preset,
         }
         # keys added later, stored only when they matter (older directories stay resumable)
         if self.suite != "madsen":
@@ -324,6 +347,13 @@ class BenchConfig:
         if any(u in POWER_UNITS for u in self.units):
             settings["npu_learning_rate"] = self.npu_learning_rate
         return settings
+
+    @property
+    def adam(self):
+        """(form, ε) of Adam: PyTorch's form with ε = 1e-8 for the reference
+        preset (the reference trains with torch.optim.Adam's defaults),
+        Keras' with ε = 1e-7 for the library preset (see `adam_update`)."""
+        return PRESET_ADAM[self.preset]
 
     def learning_rate_for(self, unit):
         return self.npu_learning_rate if canonical_unit(unit) in POWER_UNITS else self.learning_rate
@@ -349,35 +379,92 @@ def model_builder(unit, config):
 
 
 def build_model(unit, config):
-    """The model of `unit` for `config` (see `model_builder`)."""
+    """The model of `unit` for `config` (see `model_builder`).
+
+    Suite "madsen", preset "reference": each row of Madsen & Johansen's
+    Table 1 as their code builds it (input → 2 → 1, no bias unless said):
+
+        Linear    Dense(bias) → Dense(bias), Glorot-uniform, zero biases
+        ReLU      Dense(ReLU, bias, He-uniform) → Dense(bias, Glorot-uniform)
+        ReLU6     the same with ReLU6
+        NAC+      NAC → NAC,      Ŵ, M̂ ~ NACVarianceUniform (r 0.504, 9.47)
+        NAC•      NAC → MulNAC,   the same initialization, ε = 1e-7
+        NAC•,σ    NAC → SigmoidMulNAC (Ŵ Glorot-normal, untruncated)
+        NAC•,NMU  NAU → BoundedMulNAC, Sparsity on both (the NMU's ramp)
+        NALU      NALU → NALU, one NAC shared by both paths, NAC weights as
+                  NAC+, gate Glorot-uniform without bias
+        NAU       NAU → NAU, Sparsity on both (λ̂ 0.01, 5e3 → 5e4)
+        NMU       NAU → NMU, Sparsity on both (λ̂ 10, 1e6 → 2e6)
+
+    (The reference's NAU also clamps W to [−1, 1] in its forward pass; with
+    the projection after every step W never leaves [−1, 1], so the clamp
+    changes nothing and is not added.) Preset "library": the same layers
+    with this library's defaults (Glorot-uniform everywhere, Linear without
+    bias). NPU, RealNPU: NAU → NPU / RealNPU in both.
+    Suite "primer": one unit input → 1 with the library's defaults.
+    """
     import keras
 
-    from nalu_keras.layers import NAC, NALU, NAU, NMU, NPU, MulNAC, RealNPU, SigmoidMulNAC
+    from nalu_keras.initializers import NACVarianceUniform
+    from nalu_keras.layers import (
+        NAC,
+        NALU,
+        NAU,
+        NMU,
+        NPU,
+        BoundedMulNAC,
+        MulNAC,
+        RealNPU,
+        SigmoidMulNAC,
+    )
     from nalu_keras.regularizers import Sparsity
 
     unit = canonical_unit(unit)
     sparse = config.warmup(unit) is not None
+    reference = config.preset == "reference"
 
     def reg():
         return {"w_regularizer": Sparsity(0.0)} if sparse else {}
+
+    def nac_init():
+        if not reference:
+            return {}
+        return {"w_hat_initializer": NACVarianceUniform(), "m_hat_initializer": NACVarianceUniform()}
+
+    def dense(width, activation=None):
+        if not reference:
+            return keras.layers.Dense(width, activation=activation, use_bias=activation is not None)
+        initializer = "he_uniform" if activation else "glorot_uniform"
+        return keras.layers.Dense(width, activation=activation, kernel_initializer=initializer)
+
+    def sigmoid_mul(width):
+        if not reference:
+            return SigmoidMulNAC(width)
+        return SigmoidMulNAC(width, w_hat_initializer=keras.initializers.VarianceScaling(
+            1.0, mode="fan_avg", distribution="untruncated_normal"))
 
     h = config.hidden
     if config.suite == "primer":
         layers = {
             "NAU": lambda: [NAU(1, **reg())], "NMU": lambda: [NMU(1, **reg())], "NAC+": lambda: [NAC(1)],
             "NAC•": lambda: [MulNAC(1)], "NAC•,σ": lambda: [SigmoidMulNAC(1)], "NALU": lambda: [NALU(1)],
+            "NAC•,NMU": lambda: [BoundedMulNAC(1, **reg())],
             "Linear": lambda: [keras.layers.Dense(1, use_bias=False)], "NPU": lambda: [NPU(1)],
             "RealNPU": lambda: [RealNPU(1)],
+            "ReLU": lambda: [dense(1, "relu")], "ReLU6": lambda: [dense(1, "relu6")],
         }[unit]()
     else:
         layers = {
             "NAU": lambda: [NAU(h, **reg()), NAU(1, **reg())],
             "NMU": lambda: [NAU(h, **reg()), NMU(1, **reg())],
-            "NAC+": lambda: [NAC(h), NAC(1)],
-            "NAC•": lambda: [NAC(h), MulNAC(1)],
-            "NAC•,σ": lambda: [NAC(h), SigmoidMulNAC(1)],
-            "NALU": lambda: [NALU(h), NALU(1)],
-            "Linear": lambda: [keras.layers.Dense(h, use_bias=False), keras.layers.Dense(1, use_bias=False)],
+            "NAC+": lambda: [NAC(h, **nac_init()), NAC(1, **nac_init())],
+            "NAC•": lambda: [NAC(h, **nac_init()), MulNAC(1, **nac_init())],
+            "NAC•,σ": lambda: [NAC(h, **nac_init()), sigmoid_mul(1)],
+            "NAC•,NMU": lambda: [NAU(h, **reg()), BoundedMulNAC(1, **reg())],
+            "NALU": lambda: [NALU(h, **nac_init()), NALU(1, **nac_init())],
+            "Linear": lambda: [dense(h), dense(1)],
+            "ReLU": lambda: [dense(h, "relu"), dense(1)],
+            "ReLU6": lambda: [dense(h, "relu6"), dense(1)],
             "NPU": lambda: [NAU(h), NPU(1)],
             "RealNPU": lambda: [NAU(h), RealNPU(1)],
         }[unit]()
@@ -460,6 +547,7 @@ def run_configuration(config, unit, op, pair, out):
         learning_rate=config.learning_rate_for(unit), log_every=config.log_interval,
         strengths=strengths_for(unit, config), validation_size=config.eval_size,
         test_size=config.eval_size, workers=config.workers, seed_chunk=config.seed_group,
+        adam_form=config.adam[0], epsilon=config.adam[1],
     )
     scores = score_result(result, threshold, model=build())
     base = {"unit": unit, "op": op, "range": pair}

@@ -1,6 +1,7 @@
 """Arithmetic units as Keras layers."""
 
 from nalu_keras.layers.base import ArithmeticUnit
+from nalu_keras.layers.bounded_mul import BoundedMulNAC
 from nalu_keras.layers.golden import GNALU, SigmoidMulNAC
 from nalu_keras.layers.inalu import iNALU
 from nalu_keras.layers.nac import NAC, MulNAC
@@ -10,6 +11,7 @@ from nalu_keras.layers.npu import NPU, NaiveNPU, RealNaiveNPU, RealNPU
 
 __all__ = [
     "ArithmeticUnit",
+    "BoundedMulNAC",
     "GNALU",
     "GatedNAUNMU",
     "MulNAC",

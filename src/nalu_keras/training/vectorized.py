@@ -374,16 +374,24 @@ def strength_values(strengths, step, model):
 # Adam, as keras.optimizers.Adam computes it
 
 
+ADAM_FORMS = ("keras", "pytorch")
+
+
 @dataclasses.dataclass(frozen=True)
 class Adam:
-    """Hyper-parameters of Adam, the Keras form (see `adam_update`)."""
+    """Hyper-parameters of Adam and where ε enters (see `adam_update`):
+    `form` "keras" (Keras' and TensorFlow's Adam, default) or "pytorch"
+    (`torch.optim.Adam`, as in Madsen & Johansen's reference code)."""
 
     learning_rate: float = 1e-3
     beta_1: float = 0.9
     beta_2: float = 0.999
     epsilon: float = 1e-7
+    form: str = "keras"
 
     def __post_init__(self):
+        if self.form not in ADAM_FORMS:
+            raise ValueError(f"`form` must be one of {ADAM_FORMS}, got {self.form!r}.")
         _check_float("learning_rate", self.learning_rate, 0.0, strict=True)
         for name in ("beta_1", "beta_2"):
             value = _check_float(name, getattr(self, name), 0.0)
@@ -392,8 +400,14 @@ class Adam:
         _check_float("epsilon", self.epsilon, 0.0)
 
     def keras_optimizer(self):
-        """The equivalent `keras.optimizers.Adam`."""
+        """The equivalent `keras.optimizers.Adam` (form "keras" only)."""
         import keras
+
+        if self.form != "keras":
+            raise ValueError(
+                f"Keras' Adam has the Keras form only; form {self.form!r} is available in "
+                "train_vectorized, not in the model.fit path."
+            )
 
         return keras.optimizers.Adam(
             learning_rate=self.learning_rate, beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon
@@ -403,12 +417,17 @@ class Adam:
 def adam_update(adam, params, grads, m, v, step):
     """One Adam step on lists of arrays; `step` = steps done before (0-based).
 
-        α = lr · √(1 − β₂^(t+1)) / (1 − β₁^(t+1))
-        m ← m + (g − m)(1 − β₁),  v ← v + (g² − v)(1 − β₂)
-        p ← p − m α / (√v + ε)
+    With t = step + 1, m ← m + (g − m)(1 − β₁), v ← v + (g² − v)(1 − β₂), and
 
-    in the dtype of each parameter, as `keras.optimizers.Adam.update_step`.
-    Returns (params, m, v).
+        form "keras":    p ← p − lr · √(1 − β₂^t) / (1 − β₁^t) · m / (√v + ε)
+        form "pytorch":  p ← p − lr · m̂ / (√v̂ + ε),  m̂ = m / (1 − β₁^t),
+                         v̂ = v / (1 − β₂^t)
+
+    in the dtype of each parameter: the first as
+    `keras.optimizers.Adam.update_step`, the second as `torch.optim.Adam`
+    (ε added after the bias correction; the two differ only while
+    √(1 − β₂^t) is far from 1, i.e. the first few thousand steps, and by
+    their default ε, 1e-7 and 1e-8). Returns (params, m, v).
     """
     jnp = _jax().numpy
     new_p, new_m, new_v = [], [], []
@@ -418,11 +437,15 @@ def adam_update(adam, params, grads, m, v, step):
         beta_1_power = jnp.power(jnp.asarray(adam.beta_1, dtype), local_step)
         beta_2_power = jnp.power(jnp.asarray(adam.beta_2, dtype), local_step)
         lr = jnp.asarray(adam.learning_rate, dtype)
-        alpha = lr * jnp.sqrt(1 - beta_2_power) / (1 - beta_1_power)
         g = g.astype(dtype)
         m_i = m_i + (g - m_i) * (1 - adam.beta_1)
         v_i = v_i + (jnp.square(g) - v_i) * (1 - adam.beta_2)
-        new_p.append(p - (m_i * alpha) / (jnp.sqrt(v_i) + adam.epsilon))
+        if adam.form == "pytorch":
+            denominator = jnp.sqrt(v_i) / jnp.sqrt(1 - beta_2_power) + adam.epsilon
+            new_p.append(p - (lr / (1 - beta_1_power)) * m_i / denominator)
+        else:
+            alpha = lr * jnp.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+            new_p.append(p - (m_i * alpha) / (jnp.sqrt(v_i) + adam.epsilon))
         new_m.append(m_i)
         new_v.append(v_i)
     return new_p, new_m, new_v
@@ -591,7 +614,7 @@ def log_steps(steps, log_every):
 
 def _prepare_run(task, seeds, steps, log_every, eval_chunk, learning_rate, beta_1, beta_2,
                  epsilon, interpolation_range, extrapolation_range, validation_size, test_size,
-                 validation_seed, test_seed):
+                 validation_seed, test_seed, adam_form="keras"):
     """The argument checks and set-up both trainers share.
 
     Returns (task, seeds, steps, log_every, eval_chunk, adam, validation,
@@ -603,7 +626,7 @@ def _prepare_run(task, seeds, steps, log_every, eval_chunk, learning_rate, beta_
     log_every = _check_int("log_every", log_every, 1)
     check_log_points(steps, log_every, len(seeds))
     eval_chunk = _check_int("eval_chunk", eval_chunk, 1)
-    adam = Adam(learning_rate, beta_1, beta_2, epsilon)
+    adam = Adam(learning_rate, beta_1, beta_2, epsilon, adam_form)
     validation, test = evaluation_sets(
         task, interpolation_range, extrapolation_range, validation_size, test_size, validation_seed, test_seed
     )
@@ -776,6 +799,7 @@ def train_vectorized(
     beta_1=0.9,
     beta_2=0.999,
     epsilon=1e-7,
+    adam_form="keras",
     log_every=1000,
     strengths=None,
     validation_size=10_000,
@@ -805,8 +829,9 @@ def train_vectorized(
         interpolation_range: training and validation range (default U[1,2]).
         extrapolation_range: test range (default U[2,6]).
         batch_size: examples per step (default 128), a fresh batch each step.
-        learning_rate, beta_1, beta_2, epsilon: Adam (the Keras form, see
-            `adam_update`).
+        learning_rate, beta_1, beta_2, epsilon: Adam.
+        adam_form: "keras" (default) or "pytorch", where ε enters Adam's
+            step (see `adam_update`).
         log_every: log every this many steps (default 1000); the last step
             is logged too.
         strengths: None, or a function step -> {key: value} setting
@@ -854,7 +879,7 @@ def train_vectorized(
             workers, build_model, task, seeds, steps, seed_chunk,
             dict(interpolation_range=interpolation_range, extrapolation_range=extrapolation_range,
                  batch_size=batch_size, learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
-                 epsilon=epsilon, log_every=log_every, strengths=strengths,
+                 epsilon=epsilon, adam_form=adam_form, log_every=log_every, strengths=strengths,
                  validation_size=validation_size, test_size=test_size,
                  validation_seed=validation_seed, test_seed=test_seed, rng=rng,
                  steps_per_call=steps_per_call, seed_chunk=seed_chunk, eval_chunk=eval_chunk),
@@ -865,7 +890,7 @@ def train_vectorized(
     task, seeds, steps, log_every, eval_chunk, adam, validation, test, logged = _prepare_run(
         task, seeds, steps, log_every, eval_chunk, learning_rate, beta_1, beta_2, epsilon,
         interpolation_range, extrapolation_range, validation_size, test_size,
-        validation_seed, test_seed,
+        validation_seed, test_seed, adam_form,
     )
     steps_per_call = _check_int("steps_per_call", steps_per_call, 1)
     batch_fn = make_batch_fn(task, interpolation_range, batch_size, rng)
