@@ -101,3 +101,13 @@ def test_paper_schedule_keeps_the_reference_ramp_at_every_length():
     assert short.warmup("NAU") == (0.01, 5_000, 50_000)
     fast = benchmark.BenchConfig(schedule="fast", steps=5_000)
     assert fast.warmup("NMU") == (10.0, 2_000, 3_500)  # the compressed schedule scales
+
+
+def test_selection_skips_step_0_of_a_full_length_run_as_the_reference():
+    steps = list(range(0, 5_000_001, 1_000))
+    interp = [0.0] + [1.0] * 5000
+    interp[3000] = 0.5
+    extrap = [1.0] * 5001
+    assert benchmark.score_seed(steps, interp, extrap, 1e-5)["selected_step"] == 3_000_000
+    # a short run keeps every logged step
+    assert benchmark.score_seed(steps[:10], interp[:10], extrap[:10], 1e-5)["selected_step"] == 0

@@ -496,7 +496,9 @@ def select_best(steps, interp_mse, extrap_mse, window=None):
         extrap_mse: test (extrapolation) MSE at each logged step.
         window: optional; choose only among the last `window` logged steps.
             None (default) uses all of them, as the protocol states.
-            Madsen & Johansen's analysis scripts used the last 100 entries.
+            Madsen & Johansen's analysis chooses among the last 5,000 logged
+            points, i.e. every logged step but step 0 in a run of 5·10⁶
+            steps logged every 1,000 (and every step in shorter runs).
 
     Returns:
         Selection(index, step, interpolation_mse, extrapolation_mse).

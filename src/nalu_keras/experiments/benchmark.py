@@ -8,7 +8,8 @@ one compiled program. One *configuration* is (unit, op, range pair).
 
 Per seed (see `score_seed`):
 * model selection: the logged step with the lowest validation
-  (interpolation) MSE (`evaluation.select_best`);
+  (interpolation) MSE among the last 5,000 logged steps, as in the
+  reference's analysis (`evaluation.select_best`);
 * success: extrapolation MSE at that step below `evaluation.success_threshold`
   of the task and extrapolation range (Monte Carlo, cached in
   `<out>/bench_thresholds.json`); a range on which no finite threshold exists
@@ -152,6 +153,9 @@ SCHEDULES = {
 ABSOLUTE_SCHEDULES = ("paper",)
 DEFAULT_SCHEDULE = {"madsen": "fast", "primer": "primer"}
 DEFAULT_INPUT_SIZE = {"madsen": 100, "primer": 2}
+
+# Model selection among the last 5,000 logged steps, as the reference's analysis
+SELECTION_WINDOW = 5_000
 
 RUNS_FILE = "bench_runs.csv"
 CURVES_FILE = "bench_curves.csv"
@@ -486,7 +490,7 @@ def score_seed(steps, interp_mse, extrap_mse, threshold):
 
     `threshold` may be NaN (no finite threshold): then no success.
     """
-    selection = select_best(steps, interp_mse, extrap_mse)
+    selection = select_best(steps, interp_mse, extrap_mse, window=SELECTION_WINDOW)
     valid = threshold is not None and math.isfinite(threshold)
     return {
         "selected_step": selection.step,
