@@ -14,18 +14,26 @@ from nalu_keras.experiments import benchmark
 from nalu_keras.initializers import NACVarianceUniform, nac_uniform_limit, nac_weight_variance
 
 
-def _summary(unit, op, successes, n=100, pair="U[1,2]:U[2,6]"):
+def _summary(unit, op, successes, n=100, pair="U[1,2]:U[2,6]", reached=None):
     return {"unit": unit, "op": op, "range": pair, "n": n, "successes": successes,
+            "reached": successes if reached is None else reached,
             "success_rate": successes / n, "success_low": 0.0, "success_high": 1.0,
             "solved_at_median": 1e4, "sparsity_mean": 0.1, "sparsity_n": successes}
 
 
-def test_comparison_uses_the_published_seeds_solved_by_the_same_step():
+def test_comparison_counts_the_seeds_under_the_threshold_by_the_same_step():
+    from nalu_keras.published import published_reached_by, published_solved_by
+
     config = benchmark.BenchConfig(units=("NMU",), ops=("mul",), schedule="paper", steps=2_000_000)
     c = benchmark.published_comparison(_summary("NMU", "mul", 50), config)
-    assert c["published"] == (92, 100) and c["published_full"] == (98, 100)
+    assert c["rule"] == "reached" and c["ours"] == (50, 100)
+    assert c["published"] == published_reached_by("NMU", "mul", 2_000_000)
+    assert c["published_full"] == (98, 100)
     assert c["p_value"] < 1e-6 and not c["agree"]
-    same = benchmark.published_comparison(_summary("NMU", "mul", 92), config)
+    # reached counts the first passage whatever the final selection says
+    assert published_reached_by("Linear", "sub", 5_000_000)[0] >= published_solved_by(
+        "Linear", "sub", 5_000_000)[0]
+    same = benchmark.published_comparison(_summary("NMU", "mul", 0, reached=c["published"][0]), config)
     assert same["p_value"] == pytest.approx(1.0) and same["agree"]
 
 
@@ -43,11 +51,12 @@ def test_table_shows_published_counts_and_the_verdict():
     config = benchmark.BenchConfig(units=("NAU", "Linear", "NPU"), ops=("sub",))
     summaries = [_summary("NAU", "sub", 100), _summary("Linear", "sub", 100), _summary("NPU", "sub", 0)]
     headers, body = benchmark.table(summaries, config)
-    assert headers[-4:] == ["published @ 5e4", "published @ 5e6", "Fisher p", "verdict"]
+    assert headers[-5:] == ["reached by 5e4", "published reached by 5e4", "Fisher p", "verdict",
+                            "published success @ 5e6"]
     nau, linear, npu = body
-    assert nau[-4:-2] == ["96/100", "100/100"] and nau[-1] == "agrees"
-    assert linear[-4:-2] == ["1/100", "7/100"] and linear[-1] == "differs"
-    assert npu[-4:] == ["—"] * 4
+    assert nau[-5:-3] == ["100/100", "96/100"] and nau[-2:] == ["agrees", "100/100"]
+    assert linear[-5:-3] == ["100/100", "1/100"] and linear[-2:] == ["differs", "7/100"]
+    assert npu[-5:] == ["0"] + ["—"] * 4
     assert benchmark.table(summaries)[0][-1] == "sparsity error mean"  # without config: as before
 
 
@@ -63,7 +72,7 @@ def test_report_has_the_comparison_and_a_readable_figure(tmp_path):
                     "threshold": 1e-5, "selected_step": 50_000, "extrapolation_mse": 1e-9,
                     "success": "True", "solved_at": 10_000, "sparsity_error": 1e-3})
     text, paths = benchmark.write_report(config, str(tmp_path))
-    assert "published @ 5e4" in text and "differs" in text
+    assert "published reached by 5e4" in text and "differs" in text
     md = open(tmp_path / benchmark.TABLE_FILE, encoding="utf-8").read()
     assert "Fisher" in md and "Madsen & Johansen" in md
     import matplotlib.image

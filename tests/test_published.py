@@ -310,3 +310,16 @@ def test_rebuild_rejects_a_bad_source(tmp_path):
     with pytest.raises(ValueError, match="missing columns"):
         rebuild_published(bad, tmp_path / "out.csv")
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_reached_by_counts_every_first_passage():
+    from nalu_keras.published import published_reached_by, published_runs
+
+    for row, op in (("Linear", "sub"), ("NAC•,σ", "root"), ("NMU", "mul")):
+        runs = published_runs(row, op)
+        for steps in (50_000, 2_000_000, 5_000_000):
+            want = sum(r.solved_at is not None and r.solved_at <= steps for r in runs)
+            assert published_reached_by(row, op, steps) == (want, 100)
+    assert published_reached_by("Linear", "add", 100_000) == (99, 100)
+    with pytest.raises(ValueError, match="rule"):
+        compare_success(1, 100, "NAU", "add", 1000, rule="first")

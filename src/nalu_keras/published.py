@@ -88,6 +88,7 @@ __all__ = [
     "published_row",
     "published_runs",
     "published_solved_at_median",
+    "published_reached_by",
     "published_solved_by",
     "published_success",
     "rebuild_published",
@@ -281,6 +282,20 @@ def published_solved_by(row, op, steps):
     return solved, len(runs)
 
 
+def published_reached_by(row, op, steps):
+    """(reached, trials): seeds whose extrapolation MSE had fallen below the
+    threshold at some logged step ≤ `steps` (`solved_at` ≤ steps), whether or
+    not the run was finally `solved`, over the seeds (100). This depends only
+    on the first `steps` steps of training, so it is the published quantity
+    that a run of `steps` steps measures exactly (our `solved_at`)."""
+    steps = _as_steps(steps)
+    runs = published_runs(row, op)
+    return sum(run.solved_at is not None and run.solved_at <= steps for run in runs), len(runs)
+
+
+RULES = ("solved", "reached")
+
+
 def published_solved_at_median(row, op):
     """Median `solved_at` (iterations) over the solved seeds, None if no seed
     is solved: the "converged at" median of their summary table."""
@@ -303,12 +318,16 @@ def published_row(unit):
         f"unknown unit {unit!r}; expected one of {ROWS + _UNPUBLISHED_UNITS}")
 
 
-def compare_success(our_successes, our_trials, row, op, steps, alpha=0.01):
+def compare_success(our_successes, our_trials, row, op, steps, alpha=0.01, rule="solved"):
     """Our success count against the published one for the same (row, op).
 
-    `our_successes` of `our_trials` seeds solved after `steps` training steps
-    are compared, with Fisher's exact test (two-sided), to the published share
-    solved by the same step count (`published_solved_by`). Returns a dict:
+    `our_successes` of `our_trials` seeds after `steps` training steps are
+    compared, with Fisher's exact test (two-sided), to the published count at
+    the same step count: with `rule` "solved" (default) the seeds solved and
+    first under the threshold by then (`published_solved_by`); with "reached"
+    the seeds first under the threshold by then (`published_reached_by`; give
+    our count of seeds with a solved-at step, which is the same quantity).
+    Returns a dict:
 
         row, op, steps, alpha
         ours                  (successes, trials)
@@ -334,13 +353,16 @@ def compare_success(our_successes, our_trials, row, op, steps, alpha=0.01):
             f"our_successes ({successes}) must not exceed our_trials ({trials})")
     _check_cell(row, op)
     steps = _as_steps(steps)
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
     if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, numbers.Real) \
             or not 0.0 < float(alpha) < 1.0:
         raise ValueError(f"alpha must be a number in (0, 1), got {alpha!r}")
 
     from scipy.stats import fisher_exact
 
-    pub_successes, pub_trials = published_solved_by(row, op, steps)
+    count = published_solved_by if rule == "solved" else published_reached_by
+    pub_successes, pub_trials = count(row, op, steps)
     full_successes, full_trials = published_success(row, op)
     table = [[successes, trials - successes], [pub_successes, pub_trials - pub_successes]]
     p_value = float(fisher_exact(table, alternative="two-sided")[1])
@@ -348,6 +370,7 @@ def compare_success(our_successes, our_trials, row, op, steps, alpha=0.01):
     return {
         "row": row,
         "op": op,
+        "rule": rule,
         "steps": steps,
         "alpha": float(alpha),
         "ours": (successes, trials),
