@@ -116,7 +116,7 @@ class SigmoidMulNAC(_LogSpaceProduct, ArithmeticUnit):
     @property
     def W(self):
         """The weight σ(Ŵ)."""
-        return keras.ops.sigmoid(self.w_hat)
+        return nops.sigmoid_weight(self.w_hat)
 
     def effective_weights(self):
         return {"W": keras.ops.convert_to_numpy(self.W)}

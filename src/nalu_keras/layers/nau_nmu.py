@@ -321,6 +321,11 @@ class NMU(_SingleWeightUnit):
     Unlike the log-space NAC• it works on the inputs themselves, so negative
     inputs give the right sign and a zero input gives an exact zero; it
     cannot divide.
+
+    Numerical safety (`ops.safe_product`): a product with a zero factor is
+    exactly 0 even where the other factors overflow (a plain product of
+    [1e30, 1e30, 0] is inf · 0 = NaN in float32), and no gradient is NaN;
+    one that overflows is the largest finite value of its sign.
 {args}
     Example:
 
