@@ -521,6 +521,16 @@ def _end_on_interrupt(signum, frame):
 
     for child in multiprocessing.active_children():
         child.kill()
+    # the resource tracker of the worker pool would report "leaked semaphore"
+    # objects once this process is gone; they are the kernel's to reclaim
+    try:
+        from multiprocessing import resource_tracker
+
+        tracker = getattr(resource_tracker._resource_tracker, "_pid", None)
+        if tracker:
+            os.kill(tracker, signal.SIGKILL)
+    except (ImportError, AttributeError, OSError):
+        pass
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
