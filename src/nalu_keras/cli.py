@@ -213,7 +213,7 @@ def bench_config(args):
     from nalu_keras.experiments.benchmark import BenchConfig
 
     fields = {"schedule": args.schedule, "suite": args.suite, "input_size": args.inputs,
-              "preset": args.preset}
+              "preset": args.preset, "subsets": args.subsets}
     if args.quick:
         fields.update(QUICK["bench"])
     overrides = {}
@@ -423,6 +423,10 @@ def build_parser():
                        "Madsen & Johansen's code (their initializations, biases, PyTorch's Adam "
                        "with eps 1e-8); library (default for primer): this library's layer "
                        "defaults and Keras' Adam")
+    bench.add_argument("--subsets", choices=("per-seed", "shared"),
+                       help="per-seed (default with --preset reference): each seed's subsets start "
+                       "at an offset drawn from the seed, as the reference seeds its data; shared "
+                       "(default with --preset library): every seed has the subsets of task seed 0")
     bench.add_argument("--ops", help="add,sub,mul,div,squared,root (default add,mul)")
     bench.add_argument("--ranges", help="'INTERP:EXTRAP' pairs separated by ';' or a sweep: "
                        "'madsen' (7 pairs) or 'primer' (9 pairs); default 'U[1,2]:U[2,6]'")

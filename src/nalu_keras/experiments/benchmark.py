@@ -21,7 +21,9 @@ Per seed (see `score_seed`):
 
 Models ("unit" names): NAU (NAU → NAU), NMU (NAU → NMU), NAC+ (NAC → NAC),
 NAC• (NAC → MulNAC), NAC•,σ (NAC → SigmoidMulNAC), NALU (NALU → NALU),
-Linear (Dense → Dense, no bias), NPU and RealNPU (NAU → NPU / RealNPU, no
+Linear (Dense → Dense; with biases in the reference preset, without in the
+library preset), ReLU and ReLU6 (Dense with that activation → Dense),
+NAC•,NMU (a NAC → `BoundedMulNAC`), NPU and RealNPU (NAU → NPU / RealNPU, no
 regularizer, Adam lr 5e-3 as in the Primer). NAU and NMU carry `Sparsity` regularizers on
 both layers whose strength follows the paper's linear warm-up:
 
@@ -45,6 +47,11 @@ something other than the schedule's default, the warm-up steps of "fast" and
 whole warm-up; "paper" keeps the reference's absolute steps (1e6 → 2e6 for
 the NMU model whatever the run length, as the reference runs it), so its
 results at N steps compare with the published runs after N steps.
+
+Data: each seed has its own stream of training batches. With the reference
+preset each seed also has its own subsets (`subsets="per-seed"`: seed s
+learns `task(op).with_seed(s)`, as the reference seeds its data set with the
+run seed); the validation and test inputs are the same for every seed.
 
 Resumability: after each configuration its rows are appended to
 `<out>/bench_runs.csv` and `<out>/bench_curves.csv` (flushed and fsynced),
@@ -87,6 +94,7 @@ from nalu_keras.reporting import (
     text_table,
 )
 from nalu_keras.tasks import OPERATIONS, ArithmeticTask, ValueRange
+from nalu_keras.tasks.arithmetic import SUBSET_MODES
 from nalu_keras.tasks.arithmetic import OP_SYMBOLS
 from nalu_keras.validation import check_learning_rate, check_log_points, check_steps
 
@@ -99,6 +107,9 @@ PRESETS = ("reference", "library")
 DEFAULT_PRESET = {"madsen": "reference", "primer": "library"}
 # Adam per preset: (form, ε) — torch.optim.Adam's for the reference, Keras' otherwise
 PRESET_ADAM = {"reference": ("pytorch", 1e-8), "library": ("keras", 1e-7)}
+# Subsets per preset: the reference seeds its data with the run seed, so the
+# subsets' offset moves from seed to seed; the library preset keeps task_seed's
+PRESET_SUBSETS = {"reference": "per-seed", "library": "shared"}
 # units with their own default learning rate (`BenchConfig.npu_learning_rate`)
 POWER_UNITS = ("NPU", "RealNPU")
 SUITES = ("madsen", "primer")
@@ -239,6 +250,10 @@ class BenchConfig:
     Madsen & Johansen's code, see `build_model`, and trained with PyTorch's
     Adam, ε = 1e-8) or "library" (default for "primer": this library's own
     layer defaults and Keras' Adam, ε = 1e-7).
+    `subsets`: "per-seed" (the reference preset's default: seed s learns
+    the subsets of `task(op).with_seed(s)`, as the reference seeds its data
+    with the run seed) or "shared" (the library preset's default: every
+    seed learns the subsets of `task_seed`); see `train_vectorized`.
     `workers`: processes to share out the seed groups (see
     `train_vectorized`); it changes the speed, never the results (bit for
     bit), and is not part of the settings a resumed run must match.
@@ -263,6 +278,7 @@ class BenchConfig:
     workers: int = 1
     seed_group: int | None = None
     preset: str | None = None
+    subsets: str | None = None
 
     def __post_init__(self):
         if self.suite not in SUITES:
@@ -275,6 +291,10 @@ class BenchConfig:
             object.__setattr__(self, "preset", DEFAULT_PRESET[self.suite])
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; expected one of {', '.join(PRESETS)}")
+        if self.subsets is None:
+            object.__setattr__(self, "subsets", PRESET_SUBSETS[self.preset])
+        if self.subsets not in SUBSET_MODES:
+            raise ValueError(f"unknown subsets {self.subsets!r}; expected one of {', '.join(SUBSET_MODES)}")
         units = (self.units,) if isinstance(self.units, str) else tuple(self.units)
         object.__setattr__(self, "units", tuple(dict.fromkeys(canonical_unit(u) for u in units)))
         ops = (self.ops,) if isinstance(self.ops, str) else tuple(self.ops)
@@ -343,7 +363,7 @@ class BenchConfig:
             "seeds": self.seeds, "learning_rate": self.learning_rate, "batch_size": self.batch_size,
             "hidden": self.hidden, "input_size": self.input_size, "task_seed": self.task_seed,
             "eval_size": self.eval_size, "threshold_samples": self.threshold_samples,
-            "seed_group": self.seed_group, "preset": self.preset,
+            "seed_group": self.seed_group, "preset": self.preset, "subsets": self.subsets,
         }
         # keys added later, stored only when they matter (older directories stay resumable)
         if self.suite != "madsen":
@@ -551,7 +571,7 @@ def run_configuration(config, unit, op, pair, out):
         learning_rate=config.learning_rate_for(unit), log_every=config.log_interval,
         strengths=strengths_for(unit, config), validation_size=config.eval_size,
         test_size=config.eval_size, workers=config.workers, seed_chunk=config.seed_group,
-        adam_form=config.adam[0], epsilon=config.adam[1],
+        adam_form=config.adam[0], epsilon=config.adam[1], subsets=config.subsets,
     )
     scores = score_result(result, threshold, model=build())
     base = {"unit": unit, "op": op, "range": pair}

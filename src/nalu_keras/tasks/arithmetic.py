@@ -22,6 +22,10 @@ import re
 
 import numpy as np
 
+# How a multi-seed run assigns subsets: every seed the task's own ("shared"),
+# or each seed those of `task.with_seed(seed)` ("per-seed")
+SUBSET_MODES = ("shared", "per-seed")
+
 OPERATIONS = {
     "add": lambda a, b: a + b,
     "sub": lambda a, b: a - b,
@@ -187,6 +191,10 @@ class ArithmeticTask:
         k, s, o = self.offset, self.subset_size, self.overlap_size
         return slice(k, k + s), slice(k + s - o, k + 2 * s - o)
 
+    def with_seed(self, seed):
+        """The same task with data set seed `seed` (so its own subset offset)."""
+        return dataclasses.replace(self, seed=seed)
+
     def target(self, x):
         """op(a, b) for inputs x of shape (..., input_size), as a column."""
         a_slice, b_slice = self.subsets
@@ -201,9 +209,14 @@ class ArithmeticTask:
         The inputs are drawn in float64 and the target is computed from those
         float64 values before both are cast to `dtype`.
         """
-        rng = np.random.default_rng(seed)
-        x = ValueRange.parse(value_range).sample(rng, (n, self.input_size))
+        x = self.sample_inputs(n, value_range, seed)
         return x.astype(dtype), self.target(x).astype(dtype)
+
+    def sample_inputs(self, n, value_range, seed):
+        """The float64 inputs (n, input_size) that `sample(n, value_range,
+        seed)` draws (the same values before its cast)."""
+        rng = np.random.default_rng(seed)
+        return ValueRange.parse(value_range).sample(rng, (n, self.input_size))
 
     def sample_sequences(self, n, length, value_range, seed, dtype=np.float32):
         """Draw `n` sequences of `length` input vectors and their targets.

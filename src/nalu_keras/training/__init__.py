@@ -24,6 +24,7 @@ from nalu_keras.training.vectorized import (
     make_batch_fn,
     resolve_strength_keys,
     seed_key,
+    seed_tasks,
     train_vectorized,
 )
 
@@ -38,6 +39,7 @@ __all__ = [
     "make_batch_fn",
     "resolve_strength_keys",
     "seed_key",
+    "seed_tasks",
     "train_single",
     "train_vectorized",
 ]

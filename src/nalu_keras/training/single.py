@@ -34,6 +34,7 @@ from nalu_keras.training.vectorized import (
     build_seeded,
     draw_batches,
     resolve_strength_keys,
+    seed_tasks,
 )
 
 
@@ -133,10 +134,10 @@ class _SeedRun:
         self.step += 1
 
 
-def _stream(task, value_range, seed, start, stop, batch_size, rng, block):
+def _stream(task, value_range, seed, start, stop, batch_size, rng, block, subsets):
     for first in range(start, stop, block):
         count = min(block, stop - first)
-        x, t = draw_batches(task, value_range, seed, first, count, batch_size, rng)
+        x, t = draw_batches(task, value_range, seed, first, count, batch_size, rng, subsets)
         for i in range(count):
             yield x[i], t[i]
 
@@ -164,6 +165,7 @@ def train_single(
     eval_chunk=2000,
     block=100,
     jit_compile="auto",
+    subsets="shared",
 ):
     """Train `build_model()` on `task` with `model.fit`, one seed after another.
 
@@ -184,14 +186,14 @@ def train_single(
     task, seeds, steps, log_every, eval_chunk, adam, validation, test, logged = _prepare_run(
         task, seeds, steps, log_every, eval_chunk, learning_rate, beta_1, beta_2, epsilon,
         interpolation_range, extrapolation_range, validation_size, test_size,
-        validation_seed, test_seed,
+        validation_seed, test_seed, subsets=subsets,
     )
     block = _check_int("block", block, 1)
     callback_class = _callback_class()
 
     rows, trainable, non_trainable, paths = [], [], [], None
     selected, selected_nt, selected_steps = [], [], []
-    for seed in seeds:
+    for position, seed in enumerate(seeds):
         model = build_seeded(build_model, seed)
         if paths is None:
             paths = [v.path for v in model.trainable_variables]
@@ -201,7 +203,8 @@ def train_single(
             steps_per_execution=1,
             jit_compile=jit_compile,
         )
-        run = _SeedRun(seed, model, strengths, log_every, validation, test, eval_chunk)
+        own_sets = [data if subsets == "shared" else (data[0], data[1][position]) for data in (validation, test)]
+        run = _SeedRun(seed, model, strengths, log_every, *own_sets, eval_chunk)
         callback = callback_class(run)
         # one epoch per logging interval: a full interval of log_every steps,
         # then the remainder (if steps is not a multiple of log_every)
@@ -211,7 +214,7 @@ def train_single(
             if epochs == 0:
                 continue
             stop = done + epochs * length
-            data = _stream(task, interpolation_range, seed, done, stop, batch_size, rng, block)
+            data = _stream(task, interpolation_range, seed, done, stop, batch_size, rng, block, subsets)
             model.fit(
                 data,
                 steps_per_epoch=length,
@@ -225,7 +228,7 @@ def train_single(
         # the last logged step: no update follows, evaluate its batch
         run.set_strengths(lambda: model, steps)
         row = run.evaluate(model, steps)
-        x, t = draw_batches(task, interpolation_range, seed, steps, 1, batch_size, rng)
+        x, t = draw_batches(task, interpolation_range, seed, steps, 1, batch_size, rng, subsets)
         row["train_loss"] = float(model.evaluate(x[0], t[0], batch_size=batch_size, verbose=0))
         run.rows.append(row)
         assert [r["step"] for r in run.rows] == logged

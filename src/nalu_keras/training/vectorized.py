@@ -61,7 +61,7 @@ import numbers
 
 import numpy as np
 
-from nalu_keras.tasks.arithmetic import ArithmeticTask, ValueRange
+from nalu_keras.tasks.arithmetic import SUBSET_MODES, ArithmeticTask, ValueRange
 from nalu_keras.validation import check_log_points, check_number, check_steps
 
 # Domain separation: the training-data key of a seed is fold_in(key(seed), tag),
@@ -178,12 +178,22 @@ def _map_to_range(u, value_range):
     return lows[index] + fraction * widths[index]
 
 
-def _target(task, x):
-    """op(a, b) of `task` in jax, a and b summed over the task's own subsets."""
-    jnp = _jax().numpy
-    a_slice, b_slice = task.subsets
-    a = jnp.sum(x[..., a_slice], axis=-1)
-    b = jnp.sum(x[..., b_slice], axis=-1)
+def _target(task, x, offset=None):
+    """op(a, b) of `task` in jax. a and b are summed over the task's own
+    subsets, or, given a (traced) `offset` k, over the subsets of the same
+    sizes starting at k (the subsets of `task.with_seed(s)` for the seed s
+    whose offset k is)."""
+    jax = _jax()
+    jnp = jax.numpy
+    if offset is None:
+        a_slice, b_slice = task.subsets
+        a = jnp.sum(x[..., a_slice], axis=-1)
+        b = jnp.sum(x[..., b_slice], axis=-1)
+    else:
+        size, second = task.subset_size, task.subset_size - task.overlap_size
+        window = jax.lax.dynamic_slice_in_dim
+        a = jnp.sum(window(x, offset, size, axis=-1), axis=-1)
+        b = jnp.sum(window(x, offset + second, size, axis=-1), axis=-1)
     ops = {
         "add": lambda: a + b,
         "sub": lambda: a - b,
@@ -195,11 +205,15 @@ def _target(task, x):
     return ops[task.op]()[..., None]
 
 
-def make_batch_fn(task, value_range, batch_size=128, rng="hash"):
-    """A pure function `(key_data, step) -> (x, t)`: the batch of one step.
+def make_batch_fn(task, value_range, batch_size=128, rng="hash", subsets="shared"):
+    """A pure function `(key_data, step, offset=None) -> (x, t)`: the batch
+    of one step.
 
     `key_data` is a seed's `seed_key(seed)`; `step` an int32 scalar (traced
-    or not). x has shape (batch_size, input_size), t = op(a, b) shape
+    or not). `subsets` "shared" (default): t uses `task`'s subsets and
+    `offset` is ignored; "per-seed": t sums the subsets starting at the
+    int32 `offset` (that of `task.with_seed(seed).offset`), so one compiled
+    function serves seeds whose subsets differ. x has shape (batch_size, input_size), t = op(a, b) shape
     (batch_size, 1), both float32 (a and b are summed in float32, unlike
     `ArithmeticTask.sample`, which sums in float64).
 
@@ -233,41 +247,66 @@ def make_batch_fn(task, value_range, batch_size=128, rng="hash"):
     if math.prod(shape) >= 2**32:
         raise ValueError(f"A batch of shape {shape} has too many elements for the counter of rng='hash'.")
     uniform = _hash_uniform if rng == "hash" else _threefry_uniform
+    per_seed = _check_subsets(subsets) == "per-seed"
 
-    def batch(key_data, step):
+    def batch(key_data, step, offset=None):
         x = _map_to_range(uniform(key_data, step, shape), value_range)
-        return x, _target(task, x)
+        if per_seed and offset is None:
+            raise ValueError('subsets="per-seed" needs the offset of the seed\'s subsets.')
+        return x, _target(task, x, offset if per_seed else None)
 
     return batch
 
 
-def draw_batches(task, value_range, seed, start, count, batch_size=128, rng="hash"):
+def draw_batches(task, value_range, seed, start, count, batch_size=128, rng="hash", subsets="shared"):
     """The batches of steps start, …, start + count − 1 of one seed's stream.
 
     Returns numpy arrays x (count, batch_size, input_size) and
     t (count, batch_size, 1): exactly the batches `train_vectorized` draws
     inside its compiled program (the per-seed reference path feeds them to
-    `model.fit`).
+    `model.fit`). With `subsets="per-seed"` the targets are those of
+    `task.with_seed(seed)`, summed as the program sums them.
     """
     jax = _jax()
     start = _check_int("start", start, 0)
     count = _check_int("count", count, 0)
-    fn = _batches_fn(_check_task(task), ValueRange.parse(value_range), int(batch_size), rng)
-    x, t = fn(seed_key(seed), jax.numpy.arange(start, start + count, dtype=jax.numpy.int32))
+    task = _check_task(task)
+    fn = _batches_fn(task, ValueRange.parse(value_range), int(batch_size), rng, _check_subsets(subsets))
+    offset = task.with_seed(seed).offset if subsets == "per-seed" else 0
+    x, t = fn(seed_key(seed), jax.numpy.arange(start, start + count, dtype=jax.numpy.int32),
+              jax.numpy.int32(offset))
     return np.asarray(x), np.asarray(t)
 
 
 @functools.lru_cache(maxsize=32)
-def _batches_fn(task, value_range, batch_size, rng):
+def _batches_fn(task, value_range, batch_size, rng, subsets):
     jax = _jax()
-    batch = make_batch_fn(task, value_range, batch_size, rng)
-    return jax.jit(jax.vmap(batch, in_axes=(None, 0)))
+    batch = make_batch_fn(task, value_range, batch_size, rng, subsets)
+    return jax.jit(jax.vmap(batch, in_axes=(None, 0, None)))
 
 
 def _check_task(task):
     if not isinstance(task, ArithmeticTask):
         raise ValueError(f"`task` must be an ArithmeticTask, got {type(task).__name__}.")
     return task
+
+
+def _check_subsets(subsets):
+    if subsets not in SUBSET_MODES:
+        raise ValueError(f"Received an invalid value for argument `subsets`, expected one of {SUBSET_MODES}, "
+                         f"got {subsets!r}.")
+    return subsets
+
+
+def seed_tasks(task, seeds, subsets="shared"):
+    """The task each seed trains on: `task` itself for every seed
+    ("shared"), or `task.with_seed(seed)` ("per-seed": the data seed is the
+    run seed, so the subsets' offset differs from seed to seed, as in
+    Madsen & Johansen's code)."""
+    task = _check_task(task)
+    if _check_subsets(subsets) == "shared":
+        return [task for _ in seeds]
+    return [task.with_seed(int(seed)) for seed in seeds]
 
 
 # ---------------------------------------------------------------------------
@@ -614,37 +653,56 @@ def log_steps(steps, log_every):
 
 def _prepare_run(task, seeds, steps, log_every, eval_chunk, learning_rate, beta_1, beta_2,
                  epsilon, interpolation_range, extrapolation_range, validation_size, test_size,
-                 validation_seed, test_seed, adam_form="keras"):
+                 validation_seed, test_seed, adam_form="keras", subsets="shared"):
     """The argument checks and set-up both trainers share.
 
     Returns (task, seeds, steps, log_every, eval_chunk, adam, validation,
-    test, logged steps).
+    test, logged steps); with `subsets="per-seed"` the targets of
+    validation and test have a leading seed axis.
     """
     task = _check_task(task)
     seeds = _check_seeds(seeds)
+    _check_subsets(subsets)
     steps = check_steps("steps", steps, minimum=0)
     log_every = _check_int("log_every", log_every, 1)
     check_log_points(steps, log_every, len(seeds))
     eval_chunk = _check_int("eval_chunk", eval_chunk, 1)
     adam = Adam(learning_rate, beta_1, beta_2, epsilon, adam_form)
     validation, test = evaluation_sets(
-        task, interpolation_range, extrapolation_range, validation_size, test_size, validation_seed, test_seed
+        task, interpolation_range, extrapolation_range, validation_size, test_size, validation_seed, test_seed,
+        tasks=None if subsets == "shared" else seed_tasks(task, seeds, subsets),
     )
     return task, seeds, steps, log_every, eval_chunk, adam, validation, test, log_steps(steps, log_every)
 
 
 def evaluation_sets(task, interpolation_range, extrapolation_range, validation_size, test_size,
-                    validation_seed=None, test_seed=None):
+                    validation_seed=None, test_seed=None, tasks=None):
     """The fixed validation (interpolation) and test (extrapolation) sets.
 
     Drawn with numpy by `task.sample`; default seeds [task.seed, 1] and
     [task.seed, 2]. Returns ((x_val, t_val), (x_test, t_test)), float32.
+
+    `tasks`: None, or one task per seed (see `seed_tasks`). The inputs are
+    then the same for every seed (those of `task`) and each seed's targets
+    are its own task's, computed from the float64 inputs: t_val and t_test
+    have shape (seeds, size, 1).
     """
     validation_seed = [task.seed, 1] if validation_seed is None else validation_seed
     test_seed = [task.seed, 2] if test_seed is None else test_seed
-    validation = task.sample(_check_int("validation_size", validation_size, 1), interpolation_range, seed=validation_seed)
-    test = task.sample(_check_int("test_size", test_size, 1), extrapolation_range, seed=test_seed)
-    return validation, test
+    sizes = (_check_int("validation_size", validation_size, 1), _check_int("test_size", test_size, 1))
+    sets = []
+    for size, value_range, seed in zip(sizes, (interpolation_range, extrapolation_range),
+                                       (validation_seed, test_seed)):
+        if tasks is None:
+            sets.append(task.sample(size, value_range, seed=seed))
+            continue
+        x = task.sample_inputs(size, value_range, seed)
+        for own in tasks:
+            if _check_task(own).input_size != task.input_size:
+                raise ValueError(f"every task in `tasks` needs input_size {task.input_size}, got {own.input_size}.")
+        t = np.stack([own.target(x) for own in tasks]).astype(np.float32)
+        sets.append((x.astype(np.float32), t))
+    return tuple(sets)
 
 
 # ---------------------------------------------------------------------------
@@ -654,7 +712,7 @@ def evaluation_sets(task, interpolation_range, extrapolation_range, validation_s
 class _Program:
     """The jitted functions for one model structure, task and settings."""
 
-    def __init__(self, model, batch_fn, adam, strengths, eval_chunk):
+    def __init__(self, model, batch_fn, adam, strengths, eval_chunk, per_seed_targets=False):
         jax = _jax()
         self.jax = jax
         self.model = model
@@ -669,9 +727,11 @@ class _Program:
         self.training_kwargs = {}
         if getattr(model, "_call_has_training_arg", True):
             self.training_kwargs = {"training": True}
-        self._eval = jax.jit(jax.vmap(self._eval_seed, in_axes=(0, 0, None, None, None)))
+        # evaluation inputs are shared; targets too, unless every seed has its own subsets
+        target_axis = 0 if per_seed_targets else None
+        self._eval = jax.jit(jax.vmap(self._eval_seed, in_axes=(0, 0, None, target_axis, None)))
         self._final_loss = jax.jit(
-            jax.vmap(self._final_loss_seed, in_axes=(0, 0, 0, None))
+            jax.vmap(self._final_loss_seed, in_axes=(0, 0, 0, 0, None))
         )
         if strengths is not None:
             # resolve once now, so a bad key fails before compiling
@@ -699,10 +759,10 @@ class _Program:
             loss = loss + jnp.sum(extra).astype(loss.dtype)
         return loss, non_trainable
 
-    def _step_seed(self, state, key, step):
+    def _step_seed(self, state, key, offset, step):
         trainable, non_trainable, m, v = state
         non_trainable = self._set_strengths(non_trainable, step)
-        x, t = self.batch_fn(key, step)
+        x, t = self.batch_fn(key, step, offset)
         (loss, non_trainable), grads = self.jax.value_and_grad(self._loss, has_aux=True)(
             trainable, non_trainable, x, t, True
         )
@@ -713,9 +773,9 @@ class _Program:
         ]
         return (trainable, non_trainable, m, v), loss
 
-    def _final_loss_seed(self, trainable, non_trainable, key, step):
+    def _final_loss_seed(self, trainable, non_trainable, key, offset, step):
         non_trainable = self._set_strengths(non_trainable, step)
-        x, t = self.batch_fn(key, step)
+        x, t = self.batch_fn(key, step, offset)
         return self._loss(trainable, non_trainable, x, t, False)[0]
 
     def _eval_seed(self, trainable, non_trainable, x, t, mask):
@@ -734,23 +794,31 @@ class _Program:
         return jnp.sum(sse) / jnp.sum(mask)
 
     # -- compiled entry points ----------------------------------------------
-    def run(self, state, keys, start, count):
+    def _offsets(self, keys, offsets):
+        """The seeds' subset offsets as int32 (zeros where the batch
+        function ignores them)."""
+        jnp = self.jax.numpy
+        if offsets is None:
+            return jnp.zeros(len(keys), jnp.int32)
+        return jnp.asarray(offsets, jnp.int32)
+
+    def run(self, state, keys, start, count, offsets=None):
         """`count` steps from step `start`; returns (state, loss of first step)."""
         fn = self._runs.get(count)
         if fn is None:
             jax = self.jax
-            vstep = jax.vmap(self._step_seed, in_axes=(0, 0, None))
+            vstep = jax.vmap(self._step_seed, in_axes=(0, 0, 0, None))
 
-            def run(state, keys, start):
+            def run(state, keys, offsets, start):
                 def body(state, step):
-                    return vstep(state, keys, step)
+                    return vstep(state, keys, offsets, step)
 
                 steps = start + jax.numpy.arange(count, dtype=jax.numpy.int32)
                 state, losses = jax.lax.scan(body, state, steps)
                 return state, losses[0]
 
             fn = self._runs[count] = jax.jit(run, donate_argnums=(0,))
-        return fn(state, keys, self.jax.numpy.int32(start))
+        return fn(state, keys, self._offsets(keys, offsets), self.jax.numpy.int32(start))
 
     def finalize(self, state, step):
         """The state with strengths(step) in its non-trainable values."""
@@ -761,27 +829,33 @@ class _Program:
         non_trainable = self._finalize(state[1], self.jax.numpy.int32(step))
         return (state[0], list(non_trainable), state[2], state[3])
 
-    def final_loss(self, state, keys, step):
+    def final_loss(self, state, keys, step, offsets=None):
         trainable, non_trainable = state[0], state[1]
-        return self._final_loss(trainable, non_trainable, keys, self.jax.numpy.int32(step))
+        return self._final_loss(trainable, non_trainable, keys, self._offsets(keys, offsets),
+                                self.jax.numpy.int32(step))
 
     def evaluate(self, state, data):
         return self._eval(state[0], state[1], *data)
 
 
 def _chunked(x, t, chunk):
+    """x (n, …) and t (n, 1), or t (seeds, n, 1), cut into equal chunks of
+    examples, the last padded with zeros; plus the mask of real rows."""
     n = len(x)
     chunk = max(1, min(chunk, n))
     chunks = -(-n // chunk)
     pad = chunks * chunk - n
     mask = np.ones(n, np.float32)
+    example_axis = t.ndim - 2  # 1 when t has a seed axis
     if pad:
         x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
-        t = np.concatenate([t, np.zeros((pad,) + t.shape[1:], t.dtype)])
+        padding = list(t.shape)
+        padding[example_axis] = pad
+        t = np.concatenate([t, np.zeros(padding, t.dtype)], axis=example_axis)
         mask = np.concatenate([mask, np.zeros(pad, np.float32)])
     return (
         x.reshape(chunks, chunk, *x.shape[1:]),
-        t.reshape(chunks, chunk, *t.shape[1:]),
+        t.reshape(*t.shape[:example_axis], chunks, chunk, *t.shape[example_axis + 1:]),
         mask.reshape(chunks, chunk),
     )
 
@@ -812,6 +886,7 @@ def train_vectorized(
     eval_chunk=2000,
     progress=False,
     workers=1,
+    subsets="shared",
 ):
     """Train `build_model()` on `task` for every seed at once (JAX backend).
 
@@ -862,6 +937,12 @@ def train_vectorized(
             seeds, so with more than one worker give a `seed_chunk` below
             the number of seeds; the result is bit for bit the same as with
             one process.
+        subsets: "shared" (default): every seed learns `task` (its subsets
+            are fixed by `task.seed`). "per-seed": seed s learns
+            `task.with_seed(s)`, whose subsets start at an offset drawn from
+            s, as Madsen & Johansen's code seeds its data with the run seed;
+            the validation and test inputs stay those of `task` (shared
+            by all seeds), their targets are each seed's own.
 
     Returns:
         A `TrainResult`.
@@ -882,7 +963,8 @@ def train_vectorized(
                  epsilon=epsilon, adam_form=adam_form, log_every=log_every, strengths=strengths,
                  validation_size=validation_size, test_size=test_size,
                  validation_seed=validation_seed, test_seed=test_seed, rng=rng,
-                 steps_per_call=steps_per_call, seed_chunk=seed_chunk, eval_chunk=eval_chunk),
+                 steps_per_call=steps_per_call, seed_chunk=seed_chunk, eval_chunk=eval_chunk,
+                 subsets=subsets),
             progress,
         )
     jax = _jax()
@@ -890,12 +972,21 @@ def train_vectorized(
     task, seeds, steps, log_every, eval_chunk, adam, validation, test, logged = _prepare_run(
         task, seeds, steps, log_every, eval_chunk, learning_rate, beta_1, beta_2, epsilon,
         interpolation_range, extrapolation_range, validation_size, test_size,
-        validation_seed, test_seed, adam_form,
+        validation_seed, test_seed, adam_form, subsets,
     )
     steps_per_call = _check_int("steps_per_call", steps_per_call, 1)
-    batch_fn = make_batch_fn(task, interpolation_range, batch_size, rng)
-    validation = tuple(jnp.asarray(a) for a in _chunked(*validation, eval_chunk))
-    test = tuple(jnp.asarray(a) for a in _chunked(*test, eval_chunk))
+    per_seed = subsets == "per-seed"
+    batch_fn = make_batch_fn(task, interpolation_range, batch_size, rng, subsets)
+    validation = _chunked(*validation, eval_chunk)
+    test = _chunked(*test, eval_chunk)
+    offsets = np.array([own.offset for own in seed_tasks(task, seeds, subsets)], np.int32)
+
+    def for_group(data, first, count):
+        """The evaluation arrays of seeds first … first + count − 1."""
+        x, t, mask = data
+        if per_seed:
+            t = t[first : first + count]
+        return jnp.asarray(x), jnp.asarray(t), jnp.asarray(mask)
 
     bar = None
     if progress:
@@ -911,7 +1002,7 @@ def train_vectorized(
             chunk = seeds[first : first + seed_chunk]
             reference, trainable, non_trainable = initial_values(build_model, chunk)
             if program is None:
-                program = _Program(reference, batch_fn, adam, strengths, eval_chunk)
+                program = _Program(reference, batch_fn, adam, strengths, eval_chunk, per_seed)
                 paths = [v.path for v in reference.trainable_variables]
             zeros = [np.zeros_like(p) for p in trainable]
             state = (
@@ -921,21 +1012,24 @@ def train_vectorized(
                 [jnp.asarray(z) for z in zeros],
             )
             keys = jnp.asarray(np.stack([seed_key(s) for s in chunk]))
+            chunk_offsets = jnp.asarray(offsets[first : first + len(chunk)])
+            chunk_validation = for_group(validation, first, len(chunk))
+            chunk_test = for_group(test, first, len(chunk))
             chunk_rows = {s: [] for s in chunk}
             tracker = SelectionTracker(len(chunk))
             for position, t in enumerate(logged):
-                interp = np.asarray(program.evaluate(state, validation))
-                extrap = np.asarray(program.evaluate(state, test))
+                interp = np.asarray(program.evaluate(state, chunk_validation))
+                extrap = np.asarray(program.evaluate(state, chunk_test))
                 tracker.update(t, interp, lambda: (state[0], state[1]))
                 if t == steps:
-                    train_loss = np.asarray(program.final_loss(state, keys, t))
+                    train_loss = np.asarray(program.final_loss(state, keys, t, chunk_offsets))
                     state = program.finalize(state, t)
                 else:
                     end = logged[position + 1]
                     done, train_loss = t, None
                     while done < end:
                         count = min(steps_per_call, end - done)
-                        state, first_loss = program.run(state, keys, done, count)
+                        state, first_loss = program.run(state, keys, done, count, chunk_offsets)
                         if train_loss is None:
                             train_loss = first_loss
                         done += count
