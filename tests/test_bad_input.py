@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from nalu_keras import cli
+from nalu_keras.lab import cli
 from nalu_keras.validation import MAX_STEPS
 
 COMMANDS = ("identity", "static", "recurrent", "bench", "mnist", "language", "product", "reproduce")
@@ -221,9 +221,9 @@ def test_a_damaged_result_file_is_an_error_naming_it(finished, tmp_path, capsys,
 
 
 def test_damaged_threshold_cache_never_gives_nan_thresholds(tmp_path):
-    from nalu_keras.evaluation import success_threshold
-    from nalu_keras.experiments import benchmark
-    from nalu_keras.tasks import ArithmeticTask
+    from nalu_keras.lab.evaluation import success_threshold
+    from nalu_keras.lab.experiments import benchmark
+    from nalu_keras.lab.tasks import ArithmeticTask
 
     cache = tmp_path / benchmark.THRESHOLD_FILE
     cache.write_text("{not json", encoding="utf-8")
@@ -237,8 +237,8 @@ def test_damaged_threshold_cache_never_gives_nan_thresholds(tmp_path):
 
 
 def test_ranges_keep_the_exact_floats_typed():
-    from nalu_keras.experiments import benchmark
-    from nalu_keras.tasks import ValueRange
+    from nalu_keras.lab.experiments import benchmark
+    from nalu_keras.lab.tasks import ValueRange
 
     config = benchmark.BenchConfig(ranges=("U[1.23456789,2]:U[2,6]", "U[1,1.0000001]:U[2,6]"))
     assert config.ranges == ("U[1.23456789,2]:U[2,6]", "U[1,1.0000001]:U[2,6]")
@@ -252,7 +252,7 @@ def test_ranges_keep_the_exact_floats_typed():
 
 
 def test_results_files_get_the_users_permissions(tmp_path):
-    from nalu_keras._files import atomic_write
+    from nalu_keras.lab._files import atomic_write
 
     old = os.umask(0o022)
     try:
@@ -282,7 +282,7 @@ def test_benchmark_files_are_not_private(finished):
 
 
 def test_library_refuses_step_counts_it_cannot_run():
-    from nalu_keras.experiments import benchmark
+    from nalu_keras.lab.experiments import benchmark
 
     with pytest.raises(ValueError, match="32-bit"):
         benchmark.BenchConfig(steps=99_999_999_999_999)
@@ -292,8 +292,8 @@ def test_library_refuses_step_counts_it_cannot_run():
 
 @jax_only
 def test_trainer_refuses_step_counts_before_allocating():
-    from nalu_keras.experiments import benchmark
-    from nalu_keras.training.vectorized import train_vectorized
+    from nalu_keras.lab.experiments import benchmark
+    from nalu_keras.lab.training.vectorized import train_vectorized
 
     config = benchmark.BenchConfig(units=("NAU",), ops=("add",), seeds=1)
     build = benchmark.model_builder("NAU", config)

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from nalu_keras.experiments import benchmark
+from nalu_keras.lab.experiments import benchmark
 from nalu_keras.initializers import NACVarianceUniform
 from nalu_keras.layers import NAUUniform
 from nalu_keras.regularizers import Sparsity
@@ -33,7 +33,7 @@ def _layers(unit, config=CONFIG):
 
 
 def test_the_table_has_the_ten_published_rows():
-    from nalu_keras.published import ROWS
+    from nalu_keras.lab.published import ROWS
 
     assert set(TABLE) == set(ROWS)
     assert set(ROWS) <= set(benchmark.UNITS)
@@ -113,7 +113,7 @@ def test_ascii_names_of_the_new_rows(alias):
 def test_pytorch_adam_is_torch_formula():
     """adam_update(form="pytorch") against torch.optim.Adam's update written
     out in numpy (float64)."""
-    from nalu_keras.training.vectorized import Adam, adam_update
+    from nalu_keras.lab.training.vectorized import Adam, adam_update
 
     pytest.importorskip("jax")
     import jax.numpy as jnp

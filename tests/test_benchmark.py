@@ -9,8 +9,8 @@ import types
 import keras
 import pytest
 
-from nalu_keras import cli
-from nalu_keras.experiments import benchmark
+from nalu_keras.lab import cli
+from nalu_keras.lab.experiments import benchmark
 
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "jax", reason="the vectorized trainer needs JAX")
 

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from nalu_keras.experiments import benchmark
+from nalu_keras.lab.experiments import benchmark
 from nalu_keras.initializers import NACVarianceUniform, nac_uniform_limit, nac_weight_variance
 
 
@@ -22,7 +22,7 @@ def _summary(unit, op, successes, n=100, pair="U[1,2]:U[2,6]", reached=None):
 
 
 def test_comparison_counts_the_seeds_under_the_threshold_by_the_same_step():
-    from nalu_keras.published import published_reached_by, published_solved_by
+    from nalu_keras.lab.published import published_reached_by, published_solved_by
 
     config = benchmark.BenchConfig(units=("NMU",), ops=("mul",), schedule="paper", steps=2_000_000)
     c = benchmark.published_comparison(_summary("NMU", "mul", 50), config)

@@ -4,7 +4,7 @@ import csv
 
 import pytest
 
-from nalu_keras.cli import main
+from nalu_keras.lab.cli import main
 
 
 def run_cli(argv):

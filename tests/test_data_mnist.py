@@ -6,8 +6,8 @@ import warnings
 import numpy as np
 import pytest
 
-from nalu_keras.data import mnist as mnist_module
-from nalu_keras.data.mnist import (
+from nalu_keras.lab.data import mnist as mnist_module
+from nalu_keras.lab.data.mnist import (
     SKLEARN_NAME,
     SKLEARN_SOURCE,
     DataError,
@@ -233,7 +233,7 @@ def test_real_mnist_file():
 
 
 # -- sequences of digit images ----------------------------------------------------------
-from nalu_keras.data import DigitSequences, count_digits, make_sequences, sample_sequences  # noqa: E402
+from nalu_keras.lab.data import DigitSequences, count_digits, make_sequences, sample_sequences  # noqa: E402
 
 
 def unique_images(tmp_path):

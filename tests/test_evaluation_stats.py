@@ -1,4 +1,4 @@
-"""Benchmark statistics in nalu_keras.evaluation: success thresholds, model
+"""Benchmark statistics in nalu_keras.lab.evaluation: success thresholds, model
 selection, success/solved-at, Wilson intervals, gamma/beta summaries.
 
 Pure numpy/scipy; the whole file runs in a few seconds.
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from scipy import optimize, stats
 
-from nalu_keras import evaluation
-from nalu_keras.evaluation import (
+from nalu_keras.lab import evaluation
+from nalu_keras.lab.evaluation import (
     Selection,
     clear_threshold_cache,
     is_success,
@@ -24,7 +24,7 @@ from nalu_keras.evaluation import (
     summarize_runs,
     wilson_interval,
 )
-from nalu_keras.tasks import ArithmeticTask, ValueRange
+from nalu_keras.lab.tasks import ArithmeticTask, ValueRange
 
 SAMPLES = 1_000_000  # as in the published estimate; one pass takes ~1.5 s
 

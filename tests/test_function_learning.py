@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from nalu_keras.experiments import function_learning as fl
-from nalu_keras.experiments import parallel
+from nalu_keras.lab.experiments import function_learning as fl
+from nalu_keras.lab.experiments import parallel
 
 
 def test_normalized_error_hand_computed():

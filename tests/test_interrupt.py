@@ -42,7 +42,7 @@ def _alive(pid):
 def test_ctrl_c_ends_every_process_quietly(tmp_path, workers):
     out = tmp_path / "out"
     log = tmp_path / "stderr.txt"
-    command = [sys.executable, "-m", "nalu_keras.cli", "bench", "--units", "NAU", "--ops", "add",
+    command = [sys.executable, "-m", "nalu_keras.lab.cli", "bench", "--units", "NAU", "--ops", "add",
                "--seeds", "4", "--steps", "2000000000", "--log-every", "1000000",
                "--workers", str(workers), "--out", str(out)]
     with open(log, "w") as err:

@@ -5,8 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from nalu_keras.data import number_words as nw
-from nalu_keras.experiments import language as lang
+from nalu_keras.lab.data import number_words as nw
+from nalu_keras.lab.experiments import language as lang
 
 
 def tiny(**overrides):
@@ -121,7 +121,7 @@ def test_config_validation(fields, message):
 
 
 def test_cli_rejects_bad_arguments_in_one_line(capsys):
-    from nalu_keras.cli import main
+    from nalu_keras.lab.cli import main
 
     assert main(["language", "--models", "LSTM,GRU", "--out", "unused"]) == 2
     err = capsys.readouterr().err.strip()

@@ -11,10 +11,10 @@ import keras
 import numpy as np
 import pytest
 
-from nalu_keras.cli import main
-from nalu_keras.data import DigitSequences, load_digit_images, make_sequences
-from nalu_keras.experiments import mnist_sequences as ms
-from nalu_keras.experiments.mnist_sequences import MnistSequenceConfig
+from nalu_keras.lab.cli import main
+from nalu_keras.lab.data import DigitSequences, load_digit_images, make_sequences
+from nalu_keras.lab.experiments import mnist_sequences as ms
+from nalu_keras.lab.experiments.mnist_sequences import MnistSequenceConfig
 
 TINY = dict(steps=3, batch_size=4, test_sequences=6, lengths=(1, 12), encoder_filters=(4, 6),
             encoder_dense=16, lstm_units=4, head_units=4, digits_source="sklearn")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nalu_keras.data import number_words as nw
+from nalu_keras.lab.data import number_words as nw
 
 
 @pytest.mark.parametrize("use_and", [False, True])

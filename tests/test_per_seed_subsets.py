@@ -11,15 +11,15 @@ import keras
 import numpy as np
 import pytest
 
-from nalu_keras.experiments import benchmark
-from nalu_keras.tasks.arithmetic import ArithmeticTask
+from nalu_keras.lab.experiments import benchmark
+from nalu_keras.lab.tasks.arithmetic import ArithmeticTask
 
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "jax", reason="the vectorized trainer needs the JAX backend"
 )
 
 from nalu_keras import NAU, NMU  # noqa: E402
-from nalu_keras.training import (  # noqa: E402
+from nalu_keras.lab.training import (  # noqa: E402
     draw_batches,
     evaluation_sets,
     seed_tasks,
@@ -162,7 +162,7 @@ def test_bench_runs_use_the_configured_subsets(tmp_path):
 
 
 def test_cli_subsets_flag():
-    from nalu_keras import cli
+    from nalu_keras.lab import cli
 
     parser = cli.build_parser()
     assert cli.bench_config(parser.parse_args(["bench"])).subsets == "per-seed"

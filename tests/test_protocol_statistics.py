@@ -7,9 +7,9 @@ import keras
 import pytest
 
 import nalu_keras as nk
-from nalu_keras.evaluation import is_success, select_best, solved_at, success_threshold
-from nalu_keras.tasks import ArithmeticTask
-from nalu_keras.training import linear_warmup, train_vectorized
+from nalu_keras.lab.evaluation import is_success, select_best, solved_at, success_threshold
+from nalu_keras.lab.tasks import ArithmeticTask
+from nalu_keras.lab.training import linear_warmup, train_vectorized
 
 def successes(op, seeds):
     """Train Madsen & Johansen's NAU model (NAU 100 -> 2 -> 1, sparsity

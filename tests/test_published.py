@@ -1,5 +1,5 @@
 """The shipped copy of Madsen & Johansen's (ICLR 2020) per-seed Table 1 results
-and the comparison helpers of `nalu_keras.published`."""
+and the comparison helpers of `nalu_keras.lab.published`."""
 
 import collections
 import csv
@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from nalu_keras import published
-from nalu_keras.published import (
+from nalu_keras.lab import published
+from nalu_keras.lab.published import (
     FULL_STEPS,
     OPS,
     ROWS,
@@ -104,7 +104,7 @@ def test_pyproject_ships_the_data():
     with open(os.path.join(root, "pyproject.toml"), encoding="utf-8") as handle:
         text = handle.read()
     assert "[tool.setuptools.package-data]" in text
-    assert '"nalu_keras.data" = ["published/*.csv", "published/*.md"]' in text
+    assert '"nalu_keras.lab.data" = ["published/*.csv", "published/*.md"]' in text
 
 
 def test_import_is_light():
@@ -247,7 +247,7 @@ def test_count_errors():
 
 
 def test_published_row():
-    from nalu_keras.experiments.benchmark import UNITS
+    from nalu_keras.lab.experiments.benchmark import UNITS
 
     for unit in UNITS:
         expected = None if unit in ("NPU", "RealNPU") else unit
@@ -275,7 +275,7 @@ def test_shipped_file_reproduces_from_the_original(tmp_path):
 def test_rebuild_command_line(tmp_path):
     output = tmp_path / "cli.csv"
     result = subprocess.run(
-        [sys.executable, "-m", "nalu_keras.published", "--rebuild", ORIGINAL,
+        [sys.executable, "-m", "nalu_keras.lab.published", "--rebuild", ORIGINAL,
          "--output", str(output)],
         capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -313,7 +313,7 @@ def test_rebuild_rejects_a_bad_source(tmp_path):
 
 
 def test_reached_by_counts_every_first_passage():
-    from nalu_keras.published import published_reached_by, published_runs
+    from nalu_keras.lab.published import published_reached_by, published_runs
 
     for row, op in (("Linear", "sub"), ("NAC•,σ", "root"), ("NMU", "mul")):
         runs = published_runs(row, op)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nalu_keras.cells import ArithmeticCell
-from nalu_keras.evaluation import sparsity_error
+from nalu_keras.lab.evaluation import sparsity_error
 from nalu_keras.layers.base import ArithmeticUnit, RoundedWeights
 from nalu_keras.layers.golden import GNALU
 from nalu_keras.layers.inalu import iNALU

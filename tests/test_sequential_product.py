@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from nalu_keras.data import load_digit_images
-from nalu_keras.experiments import sequential_product as sp
+from nalu_keras.lab.data import load_digit_images
+from nalu_keras.lab.experiments import sequential_product as sp
 
 
 def tiny(**overrides):
@@ -133,7 +133,7 @@ def test_config_validation(fields, message):
 
 
 def test_cli_reports_a_missing_mnist_file_in_one_line(tmp_path, capsys):
-    from nalu_keras.cli import main
+    from nalu_keras.lab.cli import main
 
     missing = str(tmp_path / "none.npz")
     assert main(["product", "--mnist-path", missing, "--out", str(tmp_path)]) == 2

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nalu_keras.tasks import ArithmeticTask, ValueRange
+from nalu_keras.lab.tasks import ArithmeticTask, ValueRange
 
 
 def test_subset_and_overlap_arithmetic_matches_madsen():
@@ -131,7 +131,7 @@ def test_bad_sequence_length_is_rejected(length):
 
 
 def test_identity_task_samples_and_grid():
-    from nalu_keras.tasks import identity
+    from nalu_keras.lab.tasks import identity
 
     x, t = identity.sample(500, seed=4)
     assert x.shape == (500, 1) and np.array_equal(x, t)

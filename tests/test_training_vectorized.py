@@ -16,8 +16,8 @@ import jax.numpy as jnp  # noqa: E402
 
 from nalu_keras import NAU, NMU, sparsity_error  # noqa: E402
 from nalu_keras.regularizers import Sparsity  # noqa: E402
-from nalu_keras.tasks.arithmetic import ArithmeticTask, ValueRange  # noqa: E402
-from nalu_keras.training import (  # noqa: E402
+from nalu_keras.lab.tasks.arithmetic import ArithmeticTask, ValueRange  # noqa: E402
+from nalu_keras.lab.training import (  # noqa: E402
     draw_batches,
     linear_warmup,
     log_steps,
@@ -115,7 +115,7 @@ def test_result_assigns_to_a_model():
 
 
 def test_selected_step_values_are_those_of_the_best_validation_step():
-    from nalu_keras.evaluation import select_best
+    from nalu_keras.lab.evaluation import select_best
 
     task = ArithmeticTask("mul", seed=1)
     kwargs = dict(log_every=3, learning_rate=0.05, **SMALL)
@@ -141,7 +141,7 @@ def test_selected_step_values_are_those_of_the_best_validation_step():
 
 
 def test_selection_tracker_rule():
-    from nalu_keras.training.vectorized import SelectionTracker
+    from nalu_keras.lab.training.vectorized import SelectionTracker
 
     tracker = SelectionTracker(3)
     values = lambda v: (lambda: ([np.array([[v], [v], [v]], float)], []))  # noqa: E731

@@ -13,7 +13,7 @@ _choose_backend()
 # `custom_objects` once `nalu_keras` is imported.
 from nalu_keras import callbacks, constraints, regularizers, training_aids  # noqa: E402
 from nalu_keras.cells import ArithmeticCell, NACCell, NALUCell  # noqa: E402
-from nalu_keras.evaluation import sparsity_error  # noqa: E402
+from nalu_keras.metrics import sparsity_error  # noqa: E402
 from nalu_keras.layers import (  # noqa: E402
     GNALU,
     NAC,

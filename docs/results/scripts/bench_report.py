@@ -11,8 +11,8 @@ import argparse
 import os
 import shutil
 
-from nalu_keras.cli import _csv_list, _unit_list
-from nalu_keras.experiments import benchmark
+from nalu_keras.lab.cli import _csv_list, _unit_list
+from nalu_keras.lab.experiments import benchmark
 
 
 def main():

@@ -10,7 +10,7 @@ last image,
 
 It is trained on sequences of `train_length` (10) images drawn from the
 training images and tested on sequences of each of `lengths` (10, 100 and
-1,000) drawn from the test images only (`nalu_keras.data.sequences`).
+1,000) drawn from the test images only (`nalu_keras.lab.data.sequences`).
 
 Model: an image encoder applied to every image, a recurrent core over the
 sequence of encodings, and a head.
@@ -104,10 +104,10 @@ import keras
 import numpy as np
 
 from nalu_keras.cells import ArithmeticCell, NACCell, NALUCell
-from nalu_keras.data.mnist import SOURCES, load_digit_images
-from nalu_keras.data.sequences import make_sequences
+from nalu_keras.lab.data.mnist import SOURCES, load_digit_images
+from nalu_keras.lab.data.sequences import make_sequences
 from nalu_keras.layers import NAU
-from nalu_keras.reporting import markdown_table, pyplot, save_figure, text_table, write_csv
+from nalu_keras.lab.reporting import markdown_table, pyplot, save_figure, text_table, write_csv
 from nalu_keras.validation import check_learning_rate, check_steps
 
 TASKS = ("counting", "addition", "parity")
@@ -145,7 +145,7 @@ class MnistSequenceConfig:
             state over unchanged) or "default" (the units' own
             initializers); see the module docstring.
         digits_source, mnist_path: where the images come from
-            (`nalu_keras.data.load_digit_images`).
+            (`nalu_keras.lab.data.load_digit_images`).
         data_seed: seeds the training batches and the test sequences.
     """
 

@@ -98,7 +98,7 @@ def _make_config(factory, quick, overrides):
 
 # -- experiments --------------------------------------------------------------
 def identity_config(args):
-    from nalu_keras.experiments.identity import IdentityConfig
+    from nalu_keras.lab.experiments.identity import IdentityConfig
 
     return _make_config(
         IdentityConfig,
@@ -109,7 +109,7 @@ def identity_config(args):
 
 
 def function_config(args, kind):
-    from nalu_keras.experiments.function_learning import (
+    from nalu_keras.lab.experiments.function_learning import (
         RECURRENT_MODELS,
         STATIC_MODELS,
         FunctionLearningConfig,
@@ -127,7 +127,7 @@ def function_config(args, kind):
 
 
 def run_identity(config, out):
-    from nalu_keras.experiments import identity
+    from nalu_keras.lab.experiments import identity
 
     with _progress(len(config.activations), "Fig. 1 identity", "activation") as bar:
         def advance(activation):
@@ -139,7 +139,7 @@ def run_identity(config, out):
 
 
 def run_function(config, out):
-    from nalu_keras.experiments import function_learning
+    from nalu_keras.lab.experiments import function_learning
 
     total = len(config.ops) * len(config.models)
     with _progress(total, f"Table 1 {config.kind}", "config") as bar:
@@ -210,7 +210,7 @@ def _range_list(text):
 
 
 def bench_config(args):
-    from nalu_keras.experiments.benchmark import BenchConfig
+    from nalu_keras.lab.experiments.benchmark import BenchConfig
 
     fields = {"schedule": args.schedule, "suite": args.suite, "input_size": args.inputs,
               "preset": args.preset, "subsets": args.subsets}
@@ -234,7 +234,7 @@ def bench_config(args):
 
 
 def cmd_bench(args):
-    from nalu_keras.experiments import benchmark
+    from nalu_keras.lab.experiments import benchmark
 
     config = bench_config(args)
     out = prepare_out_dir(args.out)
@@ -258,7 +258,7 @@ def cmd_bench(args):
 
 
 def mnist_config(args):
-    from nalu_keras.experiments.mnist_sequences import MnistSequenceConfig
+    from nalu_keras.lab.experiments.mnist_sequences import MnistSequenceConfig
 
     overrides = _overrides(args, {"tasks": "tasks", "models": "models", "seeds": "seeds",
                                   "steps": "steps", "lr": "learning_rate",
@@ -274,8 +274,8 @@ def mnist_config(args):
 
 
 def cmd_mnist(args):
-    from nalu_keras.data import DataError
-    from nalu_keras.experiments import mnist_sequences
+    from nalu_keras.lab.data import DataError
+    from nalu_keras.lab.experiments import mnist_sequences
 
     config = mnist_config(args)
     try:
@@ -300,7 +300,7 @@ def cmd_mnist(args):
 
 
 def language_config(args):
-    from nalu_keras.experiments.language import LanguageConfig
+    from nalu_keras.lab.experiments.language import LanguageConfig
 
     overrides = _overrides(args, {"models": "models", "seeds": "seeds", "steps": "steps",
                                   "lr": "learning_rate", "targets": "targets"})
@@ -310,7 +310,7 @@ def language_config(args):
 
 
 def cmd_language(args):
-    from nalu_keras.experiments import language
+    from nalu_keras.lab.experiments import language
 
     config = language_config(args)
     out = prepare_out_dir(args.out)
@@ -329,7 +329,7 @@ def cmd_language(args):
 
 
 def product_config(args):
-    from nalu_keras.experiments.sequential_product import SequentialProductConfig
+    from nalu_keras.lab.experiments.sequential_product import SequentialProductConfig
 
     overrides = _overrides(args, {"models": "models", "seeds": "seeds", "steps": "steps",
                                   "lr": "learning_rate", "batch_size": "batch_size",
@@ -342,8 +342,8 @@ def product_config(args):
 
 
 def cmd_product(args):
-    from nalu_keras.data import DataError
-    from nalu_keras.experiments import sequential_product
+    from nalu_keras.lab.data import DataError
+    from nalu_keras.lab.experiments import sequential_product
 
     config = product_config(args)
     try:
@@ -548,6 +548,13 @@ def main(argv=None):
     # TensorFlow, when installed, is imported by Keras' seeding utility even on
     # the JAX backend; keep its start-up log lines out of the command's output.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from nalu_keras.lab import require_lab
+
+    try:
+        require_lab()
+    except ImportError as error:
+        print(f"nalu-keras: error: {error}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     import threading

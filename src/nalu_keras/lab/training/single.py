@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nalu_keras.training.vectorized import (
+from nalu_keras.lab.training.vectorized import (
     SelectionTracker,
     TrainResult,
     _check_int,

@@ -37,10 +37,10 @@ import os
 import keras
 import numpy as np
 
-from nalu_keras.experiments import parallel
-from nalu_keras.reporting import markdown_table, pyplot, save_figure, text_table, write_csv
-from nalu_keras.tasks import ValueRange
-from nalu_keras.tasks import identity as identity_task
+from nalu_keras.lab.experiments import parallel
+from nalu_keras.lab.reporting import markdown_table, pyplot, save_figure, text_table, write_csv
+from nalu_keras.lab.tasks import ValueRange
+from nalu_keras.lab.tasks import identity as identity_task
 from nalu_keras.validation import check_learning_rate, check_steps
 
 ACTIVATIONS = {

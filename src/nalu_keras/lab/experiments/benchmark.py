@@ -75,8 +75,8 @@ import os
 
 import numpy as np
 
-from nalu_keras._files import atomic_write
-from nalu_keras.evaluation import (
+from nalu_keras.lab._files import atomic_write
+from nalu_keras.lab.evaluation import (
     NoThresholdError,
     check_threshold_cache,
     is_success,
@@ -86,16 +86,16 @@ from nalu_keras.evaluation import (
     success_threshold,
     summarize_runs,
 )
-from nalu_keras.reporting import (
+from nalu_keras.lab.reporting import (
     format_number,
     markdown_table,
     pyplot,
     save_figure,
     text_table,
 )
-from nalu_keras.tasks import OPERATIONS, ArithmeticTask, ValueRange
-from nalu_keras.tasks.arithmetic import SUBSET_MODES
-from nalu_keras.tasks.arithmetic import OP_SYMBOLS
+from nalu_keras.lab.tasks import OPERATIONS, ArithmeticTask, ValueRange
+from nalu_keras.lab.tasks.arithmetic import SUBSET_MODES
+from nalu_keras.lab.tasks.arithmetic import OP_SYMBOLS
 from nalu_keras.validation import check_learning_rate, check_log_points, check_steps
 
 UNITS = ("NAU", "NMU", "NAC+", "NAC•", "NAC•,σ", "NAC•,NMU", "NALU", "Linear", "ReLU", "ReLU6",
@@ -496,7 +496,7 @@ def build_model(unit, config):
 
 
 def strengths_for(unit, config):
-    from nalu_keras.training.vectorized import linear_warmup
+    from nalu_keras.lab.training.vectorized import linear_warmup
 
     warm = config.warmup(unit)
     if warm is None:
@@ -560,7 +560,7 @@ def threshold_for(config, op, extrap, out):
 
 def run_configuration(config, unit, op, pair, out):
     """Train every seed of one configuration; returns (run rows, curve rows)."""
-    from nalu_keras.training.vectorized import train_vectorized
+    from nalu_keras.lab.training.vectorized import train_vectorized
 
     interp, extrap = parse_range_pair(pair)
     threshold = threshold_for(config, op, extrap, out)  # before training: a bad cache fails fast
@@ -812,7 +812,7 @@ PUBLISHED_RANGE = "U[1,2]:U[2,6]"
 
 def published_comparison(summary, config, alpha=0.01):
     """Our seeds beside Madsen & Johansen's published per-seed results for the
-    same row and operation (`nalu_keras.published`) at the same number of
+    same row and operation (`nalu_keras.lab.published`) at the same number of
     steps, with Fisher's exact test (`compare_success`, rule "reached"): the
     seeds whose extrapolation MSE had fallen below the threshold by then.
     That quantity depends only on the first N steps of training, so a run of
@@ -821,7 +821,7 @@ def published_comparison(summary, config, alpha=0.01):
     success rate is in "published_full"). None where no published cell
     exists (another suite, range, input size or hidden size, or a unit they
     did not run)."""
-    from nalu_keras.published import compare_success, published_row
+    from nalu_keras.lab.published import compare_success, published_row
 
     row = published_row(summary["unit"])
     if (row is None or config.suite != "madsen" or summary["range"] != PUBLISHED_RANGE
@@ -890,7 +890,7 @@ def plot_success(summaries, config, path):
     Wilson intervals, and, where a published cell exists, the published
     share under the threshold by the same step (with its interval) and their
     success rate at 5·10⁶."""
-    from nalu_keras.evaluation import wilson_interval
+    from nalu_keras.lab.evaluation import wilson_interval
 
     plt = pyplot()
     panels = [(pair, op) for pair in config.ranges for op in config.ops]
@@ -1007,13 +1007,16 @@ def write_report(config, out):
             + f"Schedule {config.schedule}: {config.total_steps} steps, log every {config.log_interval}, "
             f"{config.seeds} seeds, Adam lr {config.learning_rate}"
             + (f" (NPU, RealNPU {config.npu_learning_rate})" if any(u in POWER_UNITS for u in config.units) else "")
-            + f", batch {config.batch_size}, {config.model_text()}. Success: extrapolation MSE at the step of lowest "
+            + f", batch {config.batch_size}, {config.model_text()}, preset {config.preset} "
+            f"(Adam in {config.adam[0]}'s form, ε = {config.adam[1]:g}), "
+            + ("each seed's own subsets" if config.subsets == "per-seed" else f"the subsets of task seed {config.task_seed}")
+            + ". Success: extrapolation MSE at the step of lowest "
             "validation MSE below the ε = 1e-5 threshold. Solved-at median and sparsity "
             "error mean over successful seeds; sparsity error at the selected step. "
             "Reached by N: seeds whose extrapolation MSE fell below the threshold at some "
             "logged step up to the last (a quantity of the first N steps alone), ours and "
             "in Madsen & Johansen's published per-seed results (ICLR 2020, Table 1; "
-            "`nalu_keras.published`) at the same N; Fisher's exact test on them, "
+            "`nalu_keras.lab.published`) at the same N; Fisher's exact test on them, "
             "\"differs\" where p < 0.01; and their success rate after their full 5·10⁶ "
             "steps.\n\n"
             + markdown_table(headers, body) + "\n"

@@ -13,48 +13,8 @@ import os
 
 import numpy as np
 
-from nalu_keras._files import atomic_write
-from nalu_keras.layers.base import ArithmeticUnit
-
-
-def sparsity_error(model_or_layer):
-    """The largest distance of any arithmetic weight from {−1, 0, 1}.
-
-        E = max over units u, over entries w of u's weights of min(|w|, |1 − |w||)
-
-    (Madsen & Johansen 2020). E = 0 means every weight is exactly −1, 0 or 1
-    (or 0 or 1), so the learned function can be read off exactly. E ≤ 0.5
-    always for weights in [−1, 1].
-
-    What counts as a weight: each unit's `arithmetic_weights()`, i.e. its
-    `effective_weights()` (the matrices the unit applies, e.g. tanh(Ŵ) ⊙ σ(M̂)
-    for a NAC, W for an NAU/NMU, W_re and W_im for an NPU) without the gates
-    (entries named "gate..."). Raw parameters (Ŵ, M̂) are not used.
-
-    Args:
-        model_or_layer: a Keras model, an arithmetic unit, any layer that
-            contains units (e.g. an RNN of `ArithmeticCell`s), or a list of
-            layers. Every built arithmetic unit in it is measured.
-
-    Returns:
-        float.
-
-    Raises:
-        ValueError: if it contains no built arithmetic unit with weights.
-    """
-    errors = []
-    for unit in ArithmeticUnit.instances_in(model_or_layer):
-        if not unit.built:
-            continue
-        for value in unit.arithmetic_weights().values():
-            value = np.abs(np.asarray(value, dtype=np.float64))
-            if value.size:
-                errors.append(float(np.max(np.minimum(value, np.abs(1.0 - value)))))
-    if not errors:
-        raise ValueError(
-            f"No built arithmetic unit with weights found in {model_or_layer!r}."
-        )
-    return max(errors)
+from nalu_keras.lab._files import atomic_write
+from nalu_keras.metrics import sparsity_error  # noqa: F401  (re-exported: the lab's measures in one place)
 
 
 # ---------------------------------------------------------------------------
@@ -351,7 +311,7 @@ def success_threshold(
         ValueError: on invalid arguments, or a `cache_path` that exists but
             is not a readable threshold cache.
     """
-    from nalu_keras.tasks.arithmetic import ArithmeticTask, ValueRange
+    from nalu_keras.lab.tasks.arithmetic import ArithmeticTask, ValueRange
 
     if not isinstance(task, ArithmeticTask):
         raise ValueError(f"task must be an ArithmeticTask, got {type(task).__name__}.")

@@ -75,17 +75,17 @@ import keras
 import numpy as np
 
 from nalu_keras.cells import ArithmeticCell, NALUCell
-from nalu_keras.data.mnist import SOURCES, load_digit_images
-from nalu_keras.data.sequences import make_sequences
-from nalu_keras.evaluation import wilson_interval
-from nalu_keras.experiments.mnist_sequences import (
+from nalu_keras.lab.data.mnist import SOURCES, load_digit_images
+from nalu_keras.lab.data.sequences import make_sequences
+from nalu_keras.lab.evaluation import wilson_interval
+from nalu_keras.lab.experiments.mnist_sequences import (
     PADDINGS,
     EachStep,
     MnistSequenceConfig,
     build_encoder,
 )
 from nalu_keras.layers import NMU, MulNAC
-from nalu_keras.reporting import markdown_table, pyplot, save_figure, text_table, write_csv
+from nalu_keras.lab.reporting import markdown_table, pyplot, save_figure, text_table, write_csv
 from nalu_keras.validation import check_learning_rate, check_steps
 
 MODELS = ("NMU", "NAC•", "NALU", "LSTM")

@@ -10,12 +10,12 @@ Source and licence
 The numbers come from `paper/results/sft-last.csv` of the repository
 AndreasMadsen/stable-nalu, MIT licence, Copyright (c) 2019 Andreas Madsen and
 Alexander Rosenberg Johansen. The licence and attribution are kept beside the
-data, in `nalu_keras/data/published/NOTICE.md`; keep that file wherever the
+data, in `nalu_keras/lab/data/published/NOTICE.md`; keep that file wherever the
 data is copied.
 
 The shipped file
 ----------------
-`nalu_keras/data/published/madsen2020_sft_last.csv` holds one line per run
+`nalu_keras/lab/data/published/madsen2020_sft_last.csv` holds one line per run
 (6,000 lines), sorted by `ROWS`, then `OPS`, then seed, with the columns
 
     row             our name of their model (one of `ROWS`)
@@ -37,7 +37,7 @@ The shipped file
 Floating-point values are copied as the original text, so nothing is rounded.
 The file is rebuilt, byte for byte, from the original with
 
-    python -m nalu_keras.published --rebuild PATH/TO/sft-last.csv [--output FILE]
+    python -m nalu_keras.lab.published --rebuild PATH/TO/sft-last.csv [--output FILE]
 
 (see `rebuild_published`).
 
@@ -110,7 +110,7 @@ PUBLISHED_SOURCE = (
     "(MIT licence, Copyright (c) 2019 Andreas Madsen and Alexander Rosenberg Johansen)"
 )
 
-_DATA_PACKAGE = "nalu_keras.data"
+_DATA_PACKAGE = "nalu_keras.lab.data"
 _DATA_DIR = "published"
 _DATA_FILE = "madsen2020_sft_last.csv"
 
@@ -141,7 +141,7 @@ _OPERATION_TO_OP = {
     r"$\sqrt{z}$": "root",
 }
 
-# Units of our benchmark (`nalu_keras.experiments.benchmark.UNITS`) that have
+# Units of our benchmark (`nalu_keras.lab.experiments.benchmark.UNITS`) that have
 # no published row. Every other benchmark unit is named like its row.
 _UNPUBLISHED_UNITS = ("NPU", "RealNPU")
 
@@ -448,7 +448,7 @@ def rebuild_published(source, output=None):
     bytes. Note that the package's copy is cached by `load_published`."""
     text = _compact_lines(source)
     output = _default_output() if output is None else os.fspath(output)
-    from nalu_keras._files import atomic_write
+    from nalu_keras.lab._files import atomic_write
 
     with atomic_write(output, newline="") as handle:
         handle.write(text)
@@ -457,7 +457,7 @@ def rebuild_published(source, output=None):
 
 def _main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m nalu_keras.published",
+        prog="python -m nalu_keras.lab.published",
         description="Rebuild the shipped copy of Madsen & Johansen's (ICLR 2020) per-seed "
                     "Table 1 results from the original sft-last.csv.")
     parser.add_argument("--rebuild", metavar="SFT_LAST_CSV", required=True,

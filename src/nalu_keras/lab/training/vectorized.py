@@ -47,7 +47,7 @@ function of the parameters, stacked along a leading *seed* axis:
   loss logged for step t is the loss of batch t at the weights after t steps
   (the loss whose gradient gives step t + 1), as in Madsen & Johansen's code.
 
-`nalu_keras.training.single` is the per-seed `model.fit` reference for the
+`nalu_keras.lab.training.single` is the per-seed `model.fit` reference for the
 same streams, runnable on every backend.
 """
 
@@ -61,7 +61,7 @@ import numbers
 
 import numpy as np
 
-from nalu_keras.tasks.arithmetic import SUBSET_MODES, ArithmeticTask, ValueRange
+from nalu_keras.lab.tasks.arithmetic import SUBSET_MODES, ArithmeticTask, ValueRange
 from nalu_keras.validation import check_log_points, check_number, check_steps
 
 # Domain separation: the training-data key of a seed is fold_in(key(seed), tag),
@@ -88,7 +88,7 @@ def _check_backend():
         raise RuntimeError(
             "The vectorized trainer needs the JAX backend (KERAS_BACKEND=jax); "
             f"the current backend is {keras.backend.backend()!r}. Use "
-            "nalu_keras.training.single.train_single on other backends."
+            "nalu_keras.lab.training.single.train_single on other backends."
         )
 
 
@@ -947,7 +947,7 @@ def train_vectorized(
     Returns:
         A `TrainResult`.
 
-    The numbers are those of `nalu_keras.training.single.train_single` with
+    The numbers are those of `nalu_keras.lab.training.single.train_single` with
     the same arguments (one `model.fit` per seed), up to float32 rounding.
     """
     _check_backend()

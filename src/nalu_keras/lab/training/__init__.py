@@ -1,8 +1,8 @@
 """Training: one seed at a time with `model.fit`, or every seed at once.
 
-* `train_single` (`nalu_keras.training.single`): the reference path, one
+* `train_single` (`nalu_keras.lab.training.single`): the reference path, one
   `model.fit` per seed; runs on every backend.
-* `train_vectorized` (`nalu_keras.training.vectorized`): the fast path on the
+* `train_vectorized` (`nalu_keras.lab.training.vectorized`): the fast path on the
   JAX backend; every seed of one configuration in one compiled program
   (parameters stacked along a seed axis, `jax.vmap` over seeds, `lax.scan`
   over steps, a fresh batch per step drawn inside the program).
@@ -12,8 +12,8 @@ same initialization (`keras.utils.set_random_seed(seed)` then the builder),
 use the same Adam and return the same `TrainResult` rows.
 """
 
-from nalu_keras.training.single import train_single
-from nalu_keras.training.vectorized import (
+from nalu_keras.lab.training.single import train_single
+from nalu_keras.lab.training.vectorized import (
     Adam,
     TrainResult,
     adam_update,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nalu_keras.tasks.arithmetic import ValueRange
+from nalu_keras.lab.tasks.arithmetic import ValueRange
 
 TRAIN_RANGE = "U[-5,5]"
 TEST_INTERVAL = (-20.0, 20.0)

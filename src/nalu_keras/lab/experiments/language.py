@@ -1,7 +1,7 @@
 """Table 3 of the NALU paper: translating English number words into numbers.
 
 Task: a sentence of number words ("seven hundred twenty three") -> its value
-(723), for the numbers 0..999 (`nalu_keras.data.number_words`). The paper's
+(723), for the numbers 0..999 (`nalu_keras.lab.data.number_words`). The paper's
 split: 169 training sentences (0..19 and a random sample that uses every
 token), 200 for validation, 631 for testing, so most test numbers are
 combinations of words never seen together in training.
@@ -53,9 +53,9 @@ import time
 import keras
 import numpy as np
 
-from nalu_keras.data import number_words as nw
+from nalu_keras.lab.data import number_words as nw
 from nalu_keras.layers import NALU
-from nalu_keras.reporting import markdown_table, pyplot, save_figure, text_table, write_csv
+from nalu_keras.lab.reporting import markdown_table, pyplot, save_figure, text_table, write_csv
 from nalu_keras.validation import check_learning_rate, check_steps
 
 MODELS = ("LSTM", "NALU")
