@@ -841,6 +841,22 @@ def _count(successes, trials):
     return f"{successes}/{trials}"
 
 
+def success_grid(summaries, config):
+    """A compact text grid: one line per unit, one column per op, each cell
+    "successes/seeds (95 % CI of the rate)"; blank where not run."""
+    cells = {(s["unit"], s["op"]): s for s in summaries}
+    headers = ["unit"] + [OP_SYMBOLS.get(op, op) for op in config.ops]
+    body = []
+    for unit in config.units:
+        line = [unit]
+        for op in config.ops:
+            s = cells.get((unit, op))
+            line.append("" if s is None else f"{s['successes']}/{s['n']} "
+                        f"({_percent(s['success_low'])}–{_percent(s['success_high'])} %)")
+        body.append(line)
+    return headers, body
+
+
 def table(summaries, config=None):
     """(headers, body) of the summary table; with `config`, the seeds under
     the threshold by the run's last step, ours and published, Fisher's p on
