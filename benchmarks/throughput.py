@@ -37,10 +37,10 @@ import numpy as np  # noqa: E402
 
 import nalu_keras  # noqa: E402,F401
 from nalu_keras import NAU, NMU  # noqa: E402
-from nalu_keras.regularizers import Sparsity  # noqa: E402
 from nalu_keras.lab.tasks.arithmetic import ArithmeticTask  # noqa: E402
 from nalu_keras.lab.training import draw_batches, linear_warmup, train_single  # noqa: E402
 from nalu_keras.lab.training import vectorized as vec  # noqa: E402
+from nalu_keras.regularizers import Sparsity  # noqa: E402
 
 TASK = ArithmeticTask("mul")
 STRENGTHS = linear_warmup("sparsity_strength", 10.0, 10**6, 2 * 10**6)

@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from nalu_keras.lab.experiments import benchmark
 from nalu_keras.initializers import NACVarianceUniform
+from nalu_keras.lab.experiments import benchmark
 from nalu_keras.layers import NAUUniform
 from nalu_keras.regularizers import Sparsity
 

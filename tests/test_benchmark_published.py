@@ -3,15 +3,13 @@ table and figure, the reference's NAC initialization, the paper schedule's
 absolute ramps."""
 
 import csv
-import math
-import os
 
 import keras
 import numpy as np
 import pytest
 
-from nalu_keras.lab.experiments import benchmark
 from nalu_keras.initializers import NACVarianceUniform, nac_uniform_limit, nac_weight_variance
+from nalu_keras.lab.experiments import benchmark
 
 
 def _summary(unit, op, successes, n=100, pair="U[1,2]:U[2,6]", reached=None):

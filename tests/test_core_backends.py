@@ -12,8 +12,8 @@ import functools
 import keras
 import numpy as np
 import pytest
-from backend_harness import outputs_on_backend, require_backend
 
+from backend_harness import outputs_on_backend, require_backend
 from nalu_keras import NAC, NALU, MulNAC
 
 pytestmark = [
@@ -136,7 +136,7 @@ CASE_NAMES = [
 ]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _results(backend):
     """(jax outputs, backend outputs) for all cases: one subprocess per backend."""
     cases = _cases()

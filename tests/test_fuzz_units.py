@@ -45,7 +45,6 @@ import os
 
 import jax
 import jax.numpy as jnp
-import keras
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings

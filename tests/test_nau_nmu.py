@@ -16,8 +16,8 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 import pytest
-from backend_harness import outputs_on_backend, require_backend
 
+from backend_harness import outputs_on_backend, require_backend
 from nalu_keras import ArithmeticCell
 from nalu_keras import ops as nops
 from nalu_keras.constraints import Clip

@@ -11,6 +11,7 @@ from nalu_keras.lab.evaluation import is_success, select_best, solved_at, succes
 from nalu_keras.lab.tasks import ArithmeticTask
 from nalu_keras.lab.training import linear_warmup, train_vectorized
 
+
 def successes(op, seeds):
     """Train Madsen & Johansen's NAU model (NAU 100 -> 2 -> 1, sparsity
     warm-up 0.01 from 5e3 to 5e4 steps) on `op`, U[1,2] -> U[2,6], and

@@ -15,7 +15,6 @@ pytestmark = pytest.mark.skipif(
 import jax.numpy as jnp  # noqa: E402
 
 from nalu_keras import NAU, NMU, sparsity_error  # noqa: E402
-from nalu_keras.regularizers import Sparsity  # noqa: E402
 from nalu_keras.lab.tasks.arithmetic import ArithmeticTask, ValueRange  # noqa: E402
 from nalu_keras.lab.training import (  # noqa: E402
     draw_batches,
@@ -26,6 +25,7 @@ from nalu_keras.lab.training import (  # noqa: E402
     train_single,
     train_vectorized,
 )
+from nalu_keras.regularizers import Sparsity  # noqa: E402
 
 COLUMNS = ("train_loss", "interp_mse", "extrap_mse")
 SMALL = dict(validation_size=300, test_size=300)

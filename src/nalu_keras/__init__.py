@@ -13,7 +13,6 @@ _choose_backend()
 # `custom_objects` once `nalu_keras` is imported.
 from nalu_keras import callbacks, constraints, regularizers, training_aids  # noqa: E402
 from nalu_keras.cells import ArithmeticCell, NACCell, NALUCell  # noqa: E402
-from nalu_keras.metrics import sparsity_error  # noqa: E402
 from nalu_keras.layers import (  # noqa: E402
     GNALU,
     NAC,
@@ -31,6 +30,7 @@ from nalu_keras.layers import (  # noqa: E402
     SigmoidMulNAC,
     iNALU,
 )
+from nalu_keras.metrics import sparsity_error  # noqa: E402
 from nalu_keras.registry import available_units, get_unit  # noqa: E402
 
 __version__ = "0.1.0"

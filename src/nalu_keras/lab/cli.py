@@ -71,7 +71,7 @@ def prepare_out_dir(path):
         with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
             pass
     except OSError as error:
-        raise CLIError(f"cannot write to output directory {path!r}: {error.strerror or error}")
+        raise CLIError(f"cannot write to output directory {path!r}: {error.strerror or error}") from None
     return path
 
 
@@ -93,7 +93,7 @@ def _make_config(factory, quick, overrides):
     try:
         return factory(**fields)
     except ValueError as error:
-        raise CLIError(str(error))
+        raise CLIError(str(error)) from None
 
 
 # -- experiments --------------------------------------------------------------
@@ -232,7 +232,7 @@ def cmd_overview(args):
         _, paths = benchmark.write_report(config, out)
         summaries = benchmark.summary(benchmark.load_runs(out, config), config)
     except ValueError as error:
-        raise CLIError(str(error))
+        raise CLIError(str(error)) from None
     grid = text_table(*benchmark.success_grid(summaries, config))
     _report(f"Success over {config.seeds} seeds, {config.total_steps} steps each (95 % CI)", grid, paths,
             time.perf_counter() - start)
@@ -300,7 +300,7 @@ def cmd_bench(args):
             benchmark.run(config, out, progress=advance)
         table, paths = benchmark.write_report(config, out)
     except ValueError as error:
-        raise CLIError(str(error))
+        raise CLIError(str(error)) from None
     title = "Primer single-module benchmark" if config.suite == "primer" else "Madsen & Johansen benchmark"
     _report(f"{title} ({config.schedule}, {config.total_steps} steps, "
             f"{config.seeds} seeds)", table, paths, time.perf_counter() - start)
@@ -319,7 +319,7 @@ def mnist_config(args):
         try:
             overrides["lengths"] = tuple(int(n) for n in _csv_list(args.lengths))
         except (ValueError, argparse.ArgumentTypeError):
-            raise CLIError(f"--lengths must be comma-separated integers, got {args.lengths!r}")
+            raise CLIError(f"--lengths must be comma-separated integers, got {args.lengths!r}") from None
     return _make_config(MnistSequenceConfig, QUICK["mnist"] if args.quick else {}, overrides)
 
 
@@ -332,7 +332,7 @@ def cmd_mnist(args):
         images = config.load_images()
         config.resolve_padding(images.image_shape)
     except (DataError, ValueError) as error:
-        raise CLIError(str(error))
+        raise CLIError(str(error)) from None
     print(f"data: {images.describe()}")
     out = prepare_out_dir(args.out)
     start = time.perf_counter()
@@ -400,7 +400,7 @@ def cmd_product(args):
         images = config.load_images()
         config.encoder_config().resolve_padding(images.image_shape)
     except (DataError, ValueError) as error:
-        raise CLIError(str(error))
+        raise CLIError(str(error)) from None
     print(f"data: {images.describe()}")
     out = prepare_out_dir(args.out)
     start = time.perf_counter()

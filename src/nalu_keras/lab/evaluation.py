@@ -16,7 +16,6 @@ import numpy as np
 from nalu_keras.lab._files import atomic_write
 from nalu_keras.metrics import sparsity_error  # noqa: F401  (re-exported: the lab's measures in one place)
 
-
 # ---------------------------------------------------------------------------
 # Benchmark statistics (Madsen & Johansen 2020): pure numpy / scipy, no Keras.
 #
@@ -122,7 +121,8 @@ def _simulate_thresholds(value_range, epsilon, input_size, subset_size, overlap_
     Returns {(op, form): (mse, standard error of the mse)} with form False
     (the published definition), True (output layer perturbed too) and, for
     one-element subsets without overlap, "single" (one unit reading the
-    inputs directly, see `_single_module_errors`). The subsets are placed at offset 0 (a = x[0:s], b = x[s−o : 2s−o]): the
+    inputs directly, see `_single_module_errors`). The subsets are placed at offset 0
+    (a = x[0:s], b = x[s−o : 2s−o]): the
     inputs are iid, so the distribution of the error does not depend on the
     offset, and the threshold belongs to (op, range, sizes), not to one
     data-set seed.

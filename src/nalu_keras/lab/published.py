@@ -177,7 +177,7 @@ def _parse_bool(text, where):
     raise ValueError(f"{where}: expected TRUE or FALSE, got {text!r}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_published():
     """All 6,000 published runs, as a tuple of `PublishedRun` (named tuples,
     so the cached result cannot be changed by a caller; `run._asdict()` gives
@@ -209,7 +209,7 @@ def load_published():
     return tuple(runs)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _by_cell():
     cells = {(row, op): [] for row in ROWS for op in OPS}
     for run in load_published():

@@ -180,7 +180,7 @@ def _load_npz(path):
         with open(path, "rb") as handle:
             magic = handle.read(4)
     except OSError as error:
-        raise DataError(f"cannot be opened ({error.strerror or error})")
+        raise DataError(f"cannot be opened ({error.strerror or error})") from None
     if not magic:
         raise DataError("is empty")
     if not magic.startswith(b"PK"):
@@ -197,7 +197,7 @@ def _load_npz(path):
     except DataError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
-        raise DataError(f"cannot be read as an .npz archive ({type(error).__name__}: {error})")
+        raise DataError(f"cannot be read as an .npz archive ({type(error).__name__}: {error})") from None
     x_train, y_train = _check_split(arrays["x_train"], arrays["y_train"], "train")
     x_test, y_test = _check_split(arrays["x_test"], arrays["y_test"], "test")
     if x_train.shape[1:] != x_test.shape[1:]:
@@ -243,7 +243,7 @@ def _load_sklearn():
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split
     except ImportError as error:
-        raise DataError(f"scikit-learn is not installed ({error})")
+        raise DataError(f"scikit-learn is not installed ({error})") from None
     digits = load_digits()
     images = (digits.images.astype(np.float32) / np.float32(16.0))[..., None]
     labels = digits.target.astype(np.int64)

@@ -94,8 +94,7 @@ from nalu_keras.lab.reporting import (
     text_table,
 )
 from nalu_keras.lab.tasks import OPERATIONS, ArithmeticTask, ValueRange
-from nalu_keras.lab.tasks.arithmetic import SUBSET_MODES
-from nalu_keras.lab.tasks.arithmetic import OP_SYMBOLS
+from nalu_keras.lab.tasks.arithmetic import OP_SYMBOLS, SUBSET_MODES
 from nalu_keras.validation import check_learning_rate, check_log_points, check_steps
 
 UNITS = ("NAU", "NMU", "NAC+", "NAC•", "NAC•,σ", "NAC•,NMU", "NALU", "Linear", "ReLU", "ReLU6",
@@ -214,7 +213,7 @@ def expand_ranges(ranges):
     out = []
     for item in ranges:
         for pair in RANGE_SWEEPS.get(item, (item,)):
-            pair = "%s:%s" % parse_range_pair(pair)
+            pair = "{}:{}".format(*parse_range_pair(pair))
             if pair not in out:
                 out.append(pair)
     if not out:
@@ -1025,7 +1024,8 @@ def write_report(config, out):
             + (f" (NPU, RealNPU {config.npu_learning_rate})" if any(u in POWER_UNITS for u in config.units) else "")
             + f", batch {config.batch_size}, {config.model_text()}, preset {config.preset} "
             f"(Adam in {config.adam[0]}'s form, ε = {config.adam[1]:g}), "
-            + ("each seed's own subsets" if config.subsets == "per-seed" else f"the subsets of task seed {config.task_seed}")
+            + ("each seed's own subsets" if config.subsets == "per-seed"
+               else f"the subsets of task seed {config.task_seed}")
             + ". Success: extrapolation MSE at the step of lowest "
             "validation MSE below the ε = 1e-5 threshold. Solved-at median and sparsity "
             "error mean over successful seeds; sparsity error at the selected step. "

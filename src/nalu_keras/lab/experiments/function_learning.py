@@ -41,7 +41,6 @@ import numpy as np
 
 from nalu_keras.cells import NACCell, NALUCell
 from nalu_keras.lab.experiments import parallel
-from nalu_keras.layers import NAC, NALU
 from nalu_keras.lab.reporting import (
     finite_median,
     markdown_table,
@@ -51,6 +50,7 @@ from nalu_keras.lab.reporting import (
 )
 from nalu_keras.lab.tasks import OPERATIONS, ArithmeticTask, ValueRange
 from nalu_keras.lab.tasks.arithmetic import OP_SYMBOLS
+from nalu_keras.layers import NAC, NALU
 from nalu_keras.validation import check_learning_rate, check_steps
 
 STATIC_MODELS = ("ReLU6", "None", "NAC", "NALU")

@@ -54,8 +54,8 @@ import keras
 import numpy as np
 
 from nalu_keras.lab.data import number_words as nw
-from nalu_keras.layers import NALU
 from nalu_keras.lab.reporting import markdown_table, pyplot, save_figure, text_table, write_csv
+from nalu_keras.layers import NALU
 from nalu_keras.validation import check_learning_rate, check_steps
 
 MODELS = ("LSTM", "NALU")

@@ -106,8 +106,8 @@ import numpy as np
 from nalu_keras.cells import ArithmeticCell, NACCell, NALUCell
 from nalu_keras.lab.data.mnist import SOURCES, load_digit_images
 from nalu_keras.lab.data.sequences import make_sequences
-from nalu_keras.layers import NAU
 from nalu_keras.lab.reporting import markdown_table, pyplot, save_figure, text_table, write_csv
+from nalu_keras.layers import NAU
 from nalu_keras.validation import check_learning_rate, check_steps
 
 TASKS = ("counting", "addition", "parity")

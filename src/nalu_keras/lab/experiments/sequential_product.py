@@ -84,8 +84,8 @@ from nalu_keras.lab.experiments.mnist_sequences import (
     MnistSequenceConfig,
     build_encoder,
 )
-from nalu_keras.layers import NMU, MulNAC
 from nalu_keras.lab.reporting import markdown_table, pyplot, save_figure, text_table, write_csv
+from nalu_keras.layers import NMU, MulNAC
 from nalu_keras.validation import check_learning_rate, check_steps
 
 MODELS = ("NMU", "NAC•", "NALU", "LSTM")

@@ -34,7 +34,6 @@ from nalu_keras.lab.training.vectorized import (
     build_seeded,
     draw_batches,
     resolve_strength_keys,
-    seed_tasks,
 )
 
 
@@ -226,7 +225,7 @@ def train_single(
             done = stop
         assert run.step == steps, (run.step, steps)
         # the last logged step: no update follows, evaluate its batch
-        run.set_strengths(lambda: model, steps)
+        run.set_strengths(lambda model=model: model, steps)
         row = run.evaluate(model, steps)
         x, t = draw_batches(task, interpolation_range, seed, steps, 1, batch_size, rng, subsets)
         row["train_loss"] = float(model.evaluate(x[0], t[0], batch_size=batch_size, verbose=0))

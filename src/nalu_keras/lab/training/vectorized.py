@@ -385,13 +385,15 @@ def resolve_strength_keys(model, keys):
     for key in keys:
         if isinstance(key, numbers.Integral) and not isinstance(key, bool):
             if not 0 <= key < len(variables):
-                raise ValueError(f"Strength key {key!r} is not an index of the model's {len(variables)} non-trainable variables.")
+                raise ValueError(f"Strength key {key!r} is not an index of the model's "
+                                 f"{len(variables)} non-trainable variables.")
             resolved[key] = [int(key)]
             continue
         indices = [i for i, v in enumerate(variables) if isinstance(key, str) and key in names[id(v)]]
         if not indices:
             known = sorted({n for group in names.values() for n in group})
-            raise ValueError(f"Strength key {key!r} names no non-trainable variable of the model; known names: {known}.")
+            raise ValueError(f"Strength key {key!r} names no non-trainable variable of the model; "
+                             f"known names: {known}.")
         resolved[key] = indices
     return resolved
 
@@ -1020,7 +1022,7 @@ def train_vectorized(
             for position, t in enumerate(logged):
                 interp = np.asarray(program.evaluate(state, chunk_validation))
                 extrap = np.asarray(program.evaluate(state, chunk_test))
-                tracker.update(t, interp, lambda: (state[0], state[1]))
+                tracker.update(t, interp, lambda state=state: (state[0], state[1]))
                 if t == steps:
                     train_loss = np.asarray(program.final_loss(state, keys, t, chunk_offsets))
                     state = program.finalize(state, t)
