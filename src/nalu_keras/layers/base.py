@@ -20,7 +20,6 @@ from nalu_keras.validation import (  # noqa: F401
     check_units,
 )
 
-
 ARITHMETIC_KINDS = ("additive", "multiplicative", "gated")
 #: How `formula` writes a multiplicative path: "power" is Π_i x_i^{W_ij}
 #: (log-space units, NPUs); "nmu" is Π_i (W_ij x_i + 1 − W_ij) (NMU).
